@@ -1,0 +1,205 @@
+//! `outpost-agent` command line: the thin edge that parses arguments,
+//! sets up logging, maps errors to exit statuses (2: bad configuration or
+//! usage; 1: runtime failure or a failed probe) and calls the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use outpost_agent::{config, schedule};
+
+#[derive(Parser)]
+#[command(name = "outpost-agent", version, about = "Outpost edge probe agent")]
+struct Cli {
+    /// Config file.
+    #[arg(short, long, global = true, default_value = "/etc/outpost/agent.toml")]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the agent (the default).
+    Run,
+    /// Validate the config and exit (0 valid, 2 invalid).
+    CheckConfig,
+    /// Print the buffer's depth, bytes, oldest unsent age and dropped counts.
+    Buffer,
+    /// Run one check once and print its result (0 when ok, 1 otherwise).
+    Probe {
+        /// The check's name.
+        name: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("OUTPOST_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+
+    let cfg = match config::load(&cli.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match cli.command.unwrap_or(Command::Run) {
+        Command::CheckConfig => {
+            println!("{}: ok ({} checks)", cli.config.display(), cfg.checks.len());
+            ExitCode::SUCCESS
+        }
+        Command::Run => runtime.block_on(async {
+            let buffer = match outpost_agent::open_buffer(&cfg) {
+                Ok(b) => b,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(1);
+                }
+            };
+            outpost_agent::run(
+                cfg,
+                buffer,
+                outpost_agent::signal::shutdown(),
+                Duration::from_secs(10),
+            )
+            .await;
+            ExitCode::SUCCESS
+        }),
+        Command::Buffer => {
+            let buffer = match outpost_agent::open_buffer(&cfg) {
+                Ok(b) => b,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(1);
+                }
+            };
+            match buffer.stats() {
+                Ok(s) => {
+                    let now_ms = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_millis() as i64);
+                    println!("path:               {}", cfg.buffer.path.display());
+                    println!(
+                        "entries:            {} (max {})",
+                        s.entries, cfg.buffer.max_entries
+                    );
+                    println!(
+                        "bytes:              {} (max {})",
+                        s.bytes, cfg.buffer.max_bytes
+                    );
+                    println!(
+                        "oldest unsent age:  {}",
+                        s.oldest_produced_unix_ms
+                            .map_or("-".to_string(), |p| format!(
+                                "{:.1}s",
+                                (now_ms - p) as f64 / 1000.0
+                            ))
+                    );
+                    println!(
+                        "oldest seq:         {}",
+                        s.oldest_seq.map_or("-".to_string(), |v| v.to_string())
+                    );
+                    println!("next seq:           {}", s.next_seq);
+                    println!("origin seq:         {}", s.origin_seq);
+                    for (reason, n) in &s.dropped {
+                        println!("dropped {reason:<12} {n}");
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Probe { name } => {
+            let Some(spec) = cfg.checks.iter().find(|c| c.name == name) else {
+                let names: Vec<_> = cfg.checks.iter().map(|c| c.name.as_str()).collect();
+                eprintln!(
+                    "error: no check named {name:?} in {}\n  fix: use one of: {}",
+                    cli.config.display(),
+                    names.join(", ")
+                );
+                return ExitCode::from(2);
+            };
+            runtime.block_on(async {
+                let check = spec.kind.build();
+                let token = tokio_util::sync::CancellationToken::new();
+                let client = outpost_agent::http::Client::new();
+                let mut all_ok = true;
+                for r in
+                    schedule::run_with_confirmation(spec, check.as_ref(), &client, &token).await
+                {
+                    all_ok &= r.outcome.is_ok();
+                    print_result(&r);
+                }
+                if all_ok {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(1)
+                }
+            })
+        }
+    }
+}
+
+fn print_result(r: &outpost_agent::result::CheckResult) {
+    let ms = |d: Option<Duration>| {
+        d.map_or("-".to_string(), |d| {
+            format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+        })
+    };
+    println!("check:        {} ({})", r.check, r.kind);
+    println!(
+        "outcome:      {}{}",
+        r.outcome,
+        if r.confirmation {
+            " (confirmation run)"
+        } else {
+            ""
+        }
+    );
+    println!(
+        "http status:  {}",
+        r.http_status.map_or("-".to_string(), |s| s.to_string())
+    );
+    println!("duration:     {}", ms(Some(r.duration)));
+    println!(
+        "phases:       dns {} | connect {} | tls {} | first byte {} | total {}",
+        ms(r.phases.dns),
+        ms(r.phases.connect),
+        ms(r.phases.tls),
+        ms(r.phases.first_byte),
+        ms(r.phases.total)
+    );
+    if let Some(v) = r.value {
+        println!("value:        {v}");
+    }
+    if let Some(d) = r.tls_cert_days_left {
+        println!("cert expires: in {d:.1} days");
+    }
+    if !r.error.is_empty() {
+        println!("error:        {}", r.error);
+    }
+    let labels: Vec<String> = r.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    println!("labels:       {}", labels.join(" "));
+}
