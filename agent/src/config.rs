@@ -18,6 +18,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use outpost_config_diag::{line_column, ConfigError, Source};
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -31,76 +32,6 @@ pub const MAX_CHECKS: usize = 1000;
 pub const MAX_LABELS: usize = 16;
 /// Longest label value or name.
 pub const MAX_LABEL_LEN: usize = 128;
-
-/// A configuration problem. Its `Display` is the whole message an operator
-/// needs: where, what, and how to fix it.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}\n  fix: pass an existing, readable file with -c/--config")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{path}: file is {size} bytes, larger than the {MAX_CONFIG_BYTES}-byte limit\n  fix: this is not an Outpost config file; check the path")]
-    TooLarge { path: PathBuf, size: u64 },
-    #[error("{path}:{line}:{column}: {message}\n  fix: {fix}")]
-    Invalid {
-        path: PathBuf,
-        line: usize,
-        column: usize,
-        message: String,
-        fix: String,
-    },
-}
-
-/// The source text being validated, so that any span can become a
-/// file:line:column error.
-#[derive(Debug, Clone, Copy)]
-pub struct Source<'a> {
-    pub path: &'a Path,
-    pub text: &'a str,
-}
-
-impl Source<'_> {
-    /// An error at byte range `span` of the file.
-    pub fn error(
-        &self,
-        span: Range<usize>,
-        message: impl Into<String>,
-        fix: impl Into<String>,
-    ) -> ConfigError {
-        let (line, column) = line_column(self.text, span.start);
-        ConfigError::Invalid {
-            path: self.path.to_path_buf(),
-            line,
-            column,
-            message: message.into(),
-            fix: fix.into(),
-        }
-    }
-
-    /// Parses a human duration such as `30s`, `2m`, `1h 30m`.
-    pub fn duration(&self, value: &Spanned<String>, field: &str) -> Result<Duration, ConfigError> {
-        humantime::parse_duration(value.get_ref().trim()).map_err(|e| {
-            self.error(
-                value.span(),
-                format!("`{field}` = {:?} is not a duration ({e})", value.get_ref()),
-                format!("write a duration such as \"30s\", \"2m\" or \"1h 30m\" for `{field}`"),
-            )
-        })
-    }
-}
-
-/// 1-based line and column (in characters) of byte `offset` in `text`.
-pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(text.len());
-    let before = text.get(..offset).unwrap_or(text);
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let column = before.get(line_start..).map_or(0, |s| s.chars().count()) + 1;
-    (line, column)
-}
 
 // ---------------------------------------------------------------- raw ----
 
@@ -216,40 +147,15 @@ pub struct CheckSpec {
 
 /// Reads and validates the config file at `path`.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let read_err = |source| ConfigError::Read {
-        path: path.to_path_buf(),
-        source,
-    };
-    let size = std::fs::metadata(path).map_err(read_err)?.len();
-    if size > MAX_CONFIG_BYTES {
-        return Err(ConfigError::TooLarge {
-            path: path.to_path_buf(),
-            size,
-        });
-    }
-    let text = std::fs::read_to_string(path).map_err(read_err)?;
+    let text = outpost_config_diag::read(path, MAX_CONFIG_BYTES)?;
     parse(path, &text)
 }
 
 /// Parses and validates config `text` that came from `path`.
 pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
     let src = Source { path, text };
-    let raw: RawConfig = toml::from_str(text).map_err(|e| toml_error(&src, &e))?;
+    let raw: RawConfig = toml::from_str(text).map_err(|e| src.toml_error(&e))?;
     validate(&src, raw)
-}
-
-fn toml_error(src: &Source<'_>, e: &toml::de::Error) -> ConfigError {
-    let message = e.message().trim().to_string();
-    let fix = if message.starts_with("unknown field") {
-        "remove the field or correct its spelling; the allowed fields are listed above (README.md, \"Configuration\")"
-    } else if message.starts_with("missing field") {
-        "add the field named above to this table (README.md, \"Configuration\")"
-    } else if message.contains("invalid type") {
-        "write a value of the type named above (strings in quotes, numbers bare, lists in [ ])"
-    } else {
-        "correct the TOML syntax at this position (https://toml.io)"
-    };
-    src.error(e.span().unwrap_or(0..0), message, fix)
 }
 
 fn validate(src: &Source<'_>, raw: RawConfig) -> Result<Config, ConfigError> {
@@ -678,11 +584,5 @@ latency_bound = "2s"
         let text = GOOD.replace("\"site-a-1\"", "\"site a/1\"");
         let (line, column, _) = err(&text);
         assert_eq!((line, column), (3, 6));
-    }
-
-    #[test]
-    fn line_column_counts_characters() {
-        assert_eq!(line_column("ab\ncé d", 7), (2, 4));
-        assert_eq!(line_column("", 10), (1, 1));
     }
 }

@@ -1,0 +1,213 @@
+//! The gRPC ingest service: thin by design. It authenticates the stream
+//! (the hello), validates and converts every message (`convert`), hands
+//! batches to the store task and relays its acknowledgement. It owns no
+//! state beyond one stream.
+//!
+//! Per stream: the first message must be a Hello, answered with an Ack of
+//! the agent's high-water mark; each batch is answered with an Ack after
+//! the store has flushed it. A malformed or oversized message ends that
+//! stream with INVALID_ARGUMENT (or RESOURCE_EXHAUSTED) and is counted;
+//! other agents are not affected. A store failure ends the stream with
+//! UNAVAILABLE so the agent reconnects and resends.
+
+pub mod convert;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use outpost_proto::v1 as pb;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::live::Live;
+use crate::store::StoreHandle;
+
+/// Largest gRPC message accepted.
+pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+/// How long a new stream may take to send its hello.
+pub const HELLO_DEADLINE: Duration = Duration::from_secs(10);
+
+/// The tonic service.
+#[derive(Clone)]
+pub struct IngestService {
+    store: StoreHandle,
+    live: Arc<Mutex<Live>>,
+    sessions: TaskTracker,
+    shutdown: CancellationToken,
+}
+
+impl IngestService {
+    pub fn new(
+        store: StoreHandle,
+        live: Arc<Mutex<Live>>,
+        sessions: TaskTracker,
+        shutdown: CancellationToken,
+    ) -> Self {
+        IngestService {
+            store,
+            live,
+            sessions,
+            shutdown,
+        }
+    }
+
+    /// The service wrapped with its message-size bounds.
+    pub fn into_server(self) -> pb::ingest_server::IngestServer<Self> {
+        pb::ingest_server::IngestServer::new(self)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES)
+    }
+
+    fn reject(&self, reason: &'static str) {
+        self.live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .reject(reason);
+    }
+}
+
+fn ack(seq: u64) -> pb::CollectorMessage {
+    pb::CollectorMessage {
+        msg: Some(pb::collector_message::Msg::Ack(pb::Ack {
+            acked_through_seq: seq,
+        })),
+    }
+}
+
+fn status_of(e: &Status) -> &'static str {
+    match e.code() {
+        tonic::Code::ResourceExhausted => "message_too_large",
+        tonic::Code::Cancelled => "cancelled",
+        _ => "stream_error",
+    }
+}
+
+#[tonic::async_trait]
+impl pb::ingest_server::Ingest for IngestService {
+    type StreamStream = ReceiverStream<Result<pb::CollectorMessage, Status>>;
+
+    async fn stream(
+        &self,
+        request: Request<Streaming<pb::AgentMessage>>,
+    ) -> Result<Response<Self::StreamStream>, Status> {
+        let mut inbound = request.into_inner();
+        let first = match tokio::time::timeout(HELLO_DEADLINE, inbound.message()).await {
+            Err(_) => {
+                self.reject("no_hello");
+                return Err(Status::deadline_exceeded("no hello within 10s"));
+            }
+            Ok(Err(e)) => {
+                self.reject(status_of(&e));
+                return Err(e);
+            }
+            Ok(Ok(None)) => return Err(Status::invalid_argument("stream closed before hello")),
+            Ok(Ok(Some(m))) => m,
+        };
+        let Some(pb::agent_message::Msg::Hello(hello)) = first.msg else {
+            self.reject("no_hello");
+            return Err(Status::invalid_argument(
+                "the first message must be a hello",
+            ));
+        };
+        let hello = convert::hello(hello).map_err(|e| {
+            self.reject(e.reason);
+            Status::invalid_argument(e.to_string())
+        })?;
+        let agent = hello.agent_id.clone();
+        let hwm = self.store.hello(hello).await.map_err(|e| {
+            tracing::error!(error = %e, "store refused a hello");
+            Status::unavailable("collector store unavailable; retry")
+        })?;
+
+        let (tx, rx) = mpsc::channel(4);
+        if tx.send(Ok(ack(hwm))).await.is_err() {
+            return Err(Status::cancelled("stream closed"));
+        }
+        tracing::info!(agent = %agent, hwm, "agent connected");
+        self.live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .stream_delta(&agent, true);
+        let this = self.clone();
+        self.sessions.spawn(async move {
+            let end = this.session(&agent, &mut inbound, &tx).await;
+            this.live.lock().unwrap_or_else(|p| p.into_inner()).stream_delta(&agent, false);
+            match end {
+                Ok(()) => tracing::info!(agent = %agent, "agent disconnected"),
+                Err(status) => {
+                    tracing::warn!(agent = %agent, code = ?status.code(), message = status.message(), "agent stream ended with an error");
+                    let _ = tx.send(Err(status)).await;
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}
+
+impl IngestService {
+    async fn session(
+        &self,
+        agent: &str,
+        inbound: &mut Streaming<pb::AgentMessage>,
+        tx: &mpsc::Sender<Result<pb::CollectorMessage, Status>>,
+    ) -> Result<(), Status> {
+        loop {
+            let msg = tokio::select! {
+                _ = self.shutdown.cancelled() => return Ok(()),
+                m = inbound.message() => m,
+            };
+            let msg = match msg {
+                Ok(Some(m)) => m,
+                Ok(None) => return Ok(()),
+                Err(e) => {
+                    self.reject(status_of(&e));
+                    return Err(e);
+                }
+            };
+            match msg.msg {
+                Some(pb::agent_message::Msg::Batch(batch)) => {
+                    let results = convert::batch(batch).map_err(|e| {
+                        self.reject(e.reason);
+                        Status::invalid_argument(e.to_string())
+                    })?;
+                    let ingested = self
+                        .store
+                        .ingest(agent.to_string(), results)
+                        .await
+                        .map_err(|e| {
+                            tracing::error!(error = %e, "store failed a batch");
+                            Status::unavailable("collector store unavailable; retry")
+                        })?;
+                    if ingested.gap > 0 {
+                        tracing::warn!(
+                            agent,
+                            dropped_by_agent = ingested.gap,
+                            "agent announced dropped results (buffer full)"
+                        );
+                    }
+                    if tx.send(Ok(ack(ingested.hwm))).await.is_err() {
+                        return Ok(());
+                    }
+                }
+                Some(pb::agent_message::Msg::Heartbeat(hb)) => {
+                    self.store
+                        .heartbeat(agent.to_string(), convert::footprint(hb.footprint))
+                        .await;
+                }
+                Some(pb::agent_message::Msg::Hello(_)) => {
+                    self.reject("second_hello");
+                    return Err(Status::invalid_argument(
+                        "hello may only be sent once per stream",
+                    ));
+                }
+                None => {
+                    self.reject("empty_message");
+                    return Err(Status::invalid_argument("empty message"));
+                }
+            }
+        }
+    }
+}
