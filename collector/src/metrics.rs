@@ -81,6 +81,13 @@ fn series_labels<'a>(
     ]
 }
 
+/// (name, help, value of one agent) for per-agent families.
+type AgentMetric = (
+    &'static str,
+    &'static str,
+    fn(&crate::live::AgentView) -> f64,
+);
+
 /// Renders the whole exposition.
 pub fn render(live: &Live) -> String {
     let mut e = Exposition {
@@ -213,7 +220,7 @@ pub fn render(live: &Live) -> String {
     }
 
     // ---- agents
-    let agent_gauges: [(&str, &str, fn(&crate::live::AgentView) -> f64); 9] = [
+    let agent_gauges: [AgentMetric; 9] = [
         (
             "outpost_agent_up",
             "1 while the agent has a stream open to this collector.",
@@ -266,7 +273,7 @@ pub fn render(live: &Live) -> String {
             e.sample(name, &[("agent", id)], f(a));
         }
     }
-    let agent_counters: [(&str, &str, fn(&crate::live::AgentView) -> f64); 6] = [
+    let agent_counters: [AgentMetric; 6] = [
         (
             "outpost_agent_cpu_seconds_total",
             "Agent CPU time (agent-reported).",
