@@ -71,6 +71,21 @@ struct RawCollector {
     heartbeat: Option<Spanned<String>>,
     backoff_initial: Option<Spanned<String>>,
     backoff_max: Option<Spanned<String>>,
+    /// CA bundle (PEM) to verify the collector with; default: the Mozilla
+    /// roots built into the agent.
+    ca: Option<PathBuf>,
+    /// Client certificate (PEM) for mutual TLS; its DNS SAN or CN must be
+    /// this agent's id.
+    cert: Option<PathBuf>,
+    /// Client key (PEM). `$CREDENTIALS_DIRECTORY/...` paths work with
+    /// systemd's LoadCredential=.
+    key: Option<PathBuf>,
+    /// File holding a bearer token, for collectors that use tokens instead
+    /// of client certificates.
+    token_file: Option<PathBuf>,
+    /// Name to verify the collector's certificate against, when it differs
+    /// from the endpoint's host.
+    server_name: Option<String>,
 }
 
 /// The fields every check has, plus one optional table per kind.
@@ -126,10 +141,38 @@ pub const DEFAULT_BUFFER_MAX_ENTRIES: u64 = 2_000_000;
 #[derive(Debug, Clone)]
 pub struct CollectorSettings {
     pub endpoints: Vec<http::Uri>,
+    /// TLS material, read again at every connection (rotation needs no
+    /// restart).
+    pub tls: ClientTls,
+    pub token_file: Option<PathBuf>,
     pub batch_max: usize,
     pub heartbeat: Duration,
     pub backoff_initial: Duration,
     pub backoff_max: Duration,
+}
+
+/// Files for TLS to the collector.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientTls {
+    pub ca: Option<PathBuf>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub server_name: Option<String>,
+}
+
+/// Paths may start with `$CREDENTIALS_DIRECTORY/` (systemd
+/// `LoadCredential=`); it is replaced by the variable's value.
+pub fn expand_credentials(p: PathBuf) -> PathBuf {
+    let Some(rest) = p
+        .to_str()
+        .and_then(|s| s.strip_prefix("$CREDENTIALS_DIRECTORY/"))
+    else {
+        return p;
+    };
+    match std::env::var_os("CREDENTIALS_DIRECTORY") {
+        Some(dir) => PathBuf::from(dir).join(rest),
+        None => p,
+    }
 }
 
 /// One configured check: common settings plus its kind.
@@ -326,8 +369,22 @@ fn validate_collector(
         Duration::from_millis(500),
     )?;
     let backoff_max = dur(raw.backoff_max, "backoff_max", Duration::from_secs(60))?;
+    if raw.cert.is_some() != raw.key.is_some() {
+        return Err(src.error(
+            raw.endpoints.span(),
+            "[collector] needs both `cert` and `key` for mutual TLS, or neither",
+            "set both to PEM files (outpost-collector pki issue-agent ID makes a trial pair)",
+        ));
+    }
     Ok(CollectorSettings {
         endpoints,
+        tls: ClientTls {
+            ca: raw.ca.map(expand_credentials),
+            cert: raw.cert.map(expand_credentials),
+            key: raw.key.map(expand_credentials),
+            server_name: raw.server_name,
+        },
+        token_file: raw.token_file.map(expand_credentials),
         batch_max,
         heartbeat,
         backoff_initial,

@@ -18,13 +18,52 @@ pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     #[serde(default)]
-    grpc: RawListen,
+    grpc: RawGrpc,
     #[serde(default)]
     http: RawListen,
     #[serde(default)]
     store: RawStore,
     #[serde(default)]
     limits: RawLimits,
+    #[serde(default)]
+    auth: RawAuth,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGrpc {
+    listen: Option<Spanned<String>>,
+    /// Server certificate chain (PEM). Enables TLS.
+    tls_cert: Option<PathBuf>,
+    /// Server private key (PEM).
+    tls_key: Option<PathBuf>,
+    /// CA bundle (PEM) agents' client certificates must chain to: enables
+    /// mutual TLS, and then every agent must present a certificate.
+    client_ca: Option<PathBuf>,
+    /// Certificate revocation lists (PEM) for client certificates.
+    crl: Option<PathBuf>,
+    /// Accept plaintext gRPC on a non-loopback address.
+    #[serde(default)]
+    allow_insecure: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAuth {
+    /// When set, only these agent ids may connect (revoke by removing one
+    /// and sending SIGHUP).
+    allowed_agents: Option<Vec<Spanned<String>>>,
+    /// Per-agent bearer tokens for sites without a PKI, stored hashed.
+    #[serde(default)]
+    tokens: Vec<Spanned<RawToken>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawToken {
+    agent: String,
+    /// Hex SHA-256 of the token (`outpost-collector hash-token`).
+    sha256: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -50,10 +89,33 @@ struct RawLimits {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub grpc_listen: SocketAddr,
+    /// TLS and client authentication of the gRPC listener.
+    pub grpc_tls: Option<TlsFiles>,
+    pub auth: AuthConfig,
     pub http_listen: SocketAddr,
     pub store_path: PathBuf,
     pub retention: Duration,
     pub max_series_per_agent: usize,
+}
+
+/// Files of the gRPC listener's TLS identity and client trust. They are
+/// read at start and re-read on SIGHUP (rotation without restart).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub client_ca: Option<PathBuf>,
+    pub crl: Option<PathBuf>,
+}
+
+/// Who may send results.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuthConfig {
+    /// `None`: any agent that authenticates (or any agent at all when no
+    /// authentication is configured).
+    pub allowed_agents: Option<std::collections::BTreeSet<String>>,
+    /// agent id → SHA-256 of its bearer token.
+    pub tokens: std::collections::BTreeMap<String, [u8; 32]>,
 }
 
 /// Default gRPC listen address (loopback: plaintext is only for loopback).
@@ -69,6 +131,8 @@ impl Config {
         let parse = |s: &str| s.parse().unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)));
         Config {
             grpc_listen: parse(DEFAULT_GRPC_LISTEN),
+            grpc_tls: None,
+            auth: AuthConfig::default(),
             http_listen: parse(DEFAULT_HTTP_LISTEN),
             store_path: PathBuf::from("outpost-collector-data"),
             retention: DEFAULT_RETENTION,
@@ -128,13 +192,95 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
             ))
         }
     };
+    let grpc_span = raw.grpc.listen.as_ref().map_or(0..0, Spanned::span);
+    let grpc_listen = listen(raw.grpc.listen, d.grpc_listen, "grpc")?;
+    let grpc_tls = match (raw.grpc.tls_cert, raw.grpc.tls_key) {
+        (Some(cert), Some(key)) => Some(TlsFiles {
+            cert: expand_credentials(cert),
+            key: expand_credentials(key),
+            client_ca: raw.grpc.client_ca.map(expand_credentials),
+            crl: raw.grpc.crl.map(expand_credentials),
+        }),
+        (None, None) if raw.grpc.client_ca.is_none() => None,
+        _ => return Err(src.error(
+            grpc_span,
+            "[grpc] TLS needs both `tls_cert` and `tls_key` (and `client_ca` needs them too)",
+            "set tls_cert and tls_key to PEM files (outpost-collector pki init makes a trial set)",
+        )),
+    };
+    if grpc_tls.is_none() && !grpc_listen.ip().is_loopback() && !raw.grpc.allow_insecure {
+        return Err(src.error(
+            grpc_span,
+            format!("plaintext gRPC on non-loopback address {grpc_listen}"),
+            "set tls_cert/tls_key (and client_ca for mutual TLS), or `allow_insecure = true` in [grpc] if you accept clear text",
+        ));
+    }
+    let auth = validate_auth(&src, raw.auth)?;
     Ok(Config {
-        grpc_listen: listen(raw.grpc.listen, d.grpc_listen, "grpc")?,
+        grpc_listen,
+        grpc_tls,
+        auth,
         http_listen: listen(raw.http.listen, d.http_listen, "http")?,
         store_path: raw.store.path.unwrap_or(d.store_path),
         retention,
         max_series_per_agent,
     })
+}
+
+fn validate_auth(src: &Source<'_>, raw: RawAuth) -> Result<AuthConfig, ConfigError> {
+    let id_fix = "agent ids are 1-64 characters of A-Z a-z 0-9 . _ -";
+    let allowed_agents = match raw.allowed_agents {
+        None => None,
+        Some(list) => {
+            let mut set = std::collections::BTreeSet::new();
+            for id in list {
+                if !crate::ingest::convert::valid_id(id.get_ref()) {
+                    return Err(src.error(
+                        id.span(),
+                        format!("{:?} is not an agent id", id.get_ref()),
+                        id_fix,
+                    ));
+                }
+                set.insert(id.into_inner());
+            }
+            Some(set)
+        }
+    };
+    let mut tokens = std::collections::BTreeMap::new();
+    for t in raw.tokens {
+        let span = t.span();
+        let t = t.into_inner();
+        if !crate::ingest::convert::valid_id(&t.agent) {
+            return Err(src.error(span, format!("{:?} is not an agent id", t.agent), id_fix));
+        }
+        let digest = crate::auth::parse_sha256_hex(&t.sha256).ok_or_else(|| {
+            src.error(
+                span.clone(),
+                "`sha256` must be 64 hex digits",
+                "store the token's SHA-256, e.g. from `outpost-collector hash-token < token-file`",
+            )
+        })?;
+        tokens.insert(t.agent, digest);
+    }
+    Ok(AuthConfig {
+        allowed_agents,
+        tokens,
+    })
+}
+
+/// Paths may start with `$CREDENTIALS_DIRECTORY/` (systemd
+/// `LoadCredential=`); it is replaced by the variable's value.
+pub fn expand_credentials(p: PathBuf) -> PathBuf {
+    let Some(rest) = p
+        .to_str()
+        .and_then(|s| s.strip_prefix("$CREDENTIALS_DIRECTORY/"))
+    else {
+        return p;
+    };
+    match std::env::var_os("CREDENTIALS_DIRECTORY") {
+        Some(dir) => PathBuf::from(dir).join(rest),
+        None => p,
+    }
 }
 
 #[cfg(test)]
@@ -146,6 +292,38 @@ mod tests {
         let c = parse(Path::new("c.toml"), "").unwrap();
         assert_eq!(c.grpc_listen.to_string(), DEFAULT_GRPC_LISTEN);
         assert_eq!(c.retention, DEFAULT_RETENTION);
+    }
+
+    #[test]
+    fn plaintext_off_loopback_needs_tls_or_allow_insecure() {
+        let err = parse(Path::new("c.toml"), "[grpc]\nlisten = \"0.0.0.0:7400\"\n").unwrap_err();
+        assert!(err.to_string().contains("allow_insecure"), "{err}");
+        assert!(parse(
+            Path::new("c.toml"),
+            "[grpc]\nlisten = \"0.0.0.0:7400\"\nallow_insecure = true\n"
+        )
+        .is_ok());
+        let tls = "[grpc]\nlisten = \"0.0.0.0:7400\"\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\nclient_ca = \"ca.pem\"\n";
+        let c = parse(Path::new("c.toml"), tls).unwrap();
+        assert_eq!(c.grpc_tls.unwrap().client_ca, Some(PathBuf::from("ca.pem")));
+    }
+
+    #[test]
+    fn tokens_are_stored_hashed_and_checked() {
+        let ok = format!(
+            "[auth]\nallowed_agents = [\"a1\"]\n[[auth.tokens]]\nagent = \"a1\"\nsha256 = \"{}\"\n",
+            "ab".repeat(32)
+        );
+        let c = parse(Path::new("c.toml"), &ok).unwrap();
+        assert_eq!(c.auth.tokens["a1"], [0xab; 32]);
+        let bad = "[[auth.tokens]]\nagent = \"a1\"\nsha256 = \"secret-in-clear\"\n";
+        match parse(Path::new("c.toml"), bad) {
+            Err(ConfigError::Invalid { line, fix, .. }) => {
+                assert_eq!(line, 1);
+                assert!(fix.contains("hash-token"));
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

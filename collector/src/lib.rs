@@ -21,6 +21,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod codec;
 pub mod config;
 pub mod http;
@@ -28,12 +29,14 @@ pub mod ingest;
 pub mod live;
 pub mod metrics;
 pub mod model;
+pub mod pki;
 pub mod signal;
 pub mod status_page;
 pub mod store;
+pub mod tls;
 
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -51,6 +54,22 @@ pub enum RunError {
     Store(#[from] store::StoreError),
     #[error("grpc server: {0}")]
     Grpc(#[from] tonic::transport::Error),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+}
+
+/// Re-reads the configuration (for SIGHUP). Returns the new config or the
+/// error to log while the old one stays in force.
+pub type Reload = Box<dyn Fn() -> Result<Config, config::ConfigError> + Send + Sync>;
+
+/// What `run` needs besides the config and listeners.
+pub struct Options<S> {
+    /// Completes when the collector should stop.
+    pub shutdown: S,
+    /// Yields once per reload request (SIGHUP).
+    pub reload_requests: Option<tokio::sync::mpsc::Receiver<()>>,
+    /// How to re-read the configuration.
+    pub reload: Option<Reload>,
 }
 
 /// How often retention runs.
@@ -58,11 +77,11 @@ const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 /// Runs the collector on the given (already bound) listeners until
 /// `shutdown` completes; then stops accepting, ends streams, and flushes.
-pub async fn run(
+pub async fn run<S: Future<Output = ()>>(
     config: Config,
     grpc: TcpListener,
     http: TcpListener,
-    shutdown: impl Future<Output = ()>,
+    options: Options<S>,
 ) -> Result<(), RunError> {
     let store = store::Store::open(&config.store_path)?;
     let live = Arc::new(Mutex::new(Live::new(config.max_series_per_agent)));
@@ -71,23 +90,50 @@ pub async fn run(
     let tasks = TaskTracker::new();
     let sessions = TaskTracker::new();
 
+    let mtls = config
+        .grpc_tls
+        .as_ref()
+        .is_some_and(|t| t.client_ca.is_some());
+    let auth = Arc::new(RwLock::new(auth::AuthState::new(&config.auth, mtls)));
+    let acceptor = match &config.grpc_tls {
+        Some(files) => Some(Arc::new(RwLock::new(tls::acceptor(files)?))),
+        None => None,
+    };
     let service = ingest::IngestService::new(
         handle.clone(),
         live.clone(),
         sessions.clone(),
         token.clone(),
+        auth.clone(),
     );
-    let grpc_token = token.clone();
-    let grpc_server = tokio::spawn(
-        tonic::transport::Server::builder()
-            .http2_keepalive_interval(Some(Duration::from_secs(30)))
-            .http2_keepalive_timeout(Some(Duration::from_secs(10)))
-            .add_service(service.into_server())
-            .serve_with_incoming_shutdown(
-                TcpListenerStream::new(grpc),
-                grpc_token.cancelled_owned(),
-            ),
-    );
+    let builder = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .add_service(service.into_server());
+    let grpc_server = match &acceptor {
+        Some(acceptor) => {
+            let incoming = tls::incoming(grpc, acceptor.clone(), live.clone(), token.clone());
+            tokio::spawn(
+                builder.serve_with_incoming_shutdown(incoming, token.clone().cancelled_owned()),
+            )
+        }
+        None => tokio::spawn(builder.serve_with_incoming_shutdown(
+            TcpListenerStream::new(grpc),
+            token.clone().cancelled_owned(),
+        )),
+    };
+    if let (Some(mut requests), Some(reload)) = (options.reload_requests, options.reload) {
+        let (auth, acceptor, reload_token) = (auth.clone(), acceptor.clone(), token.clone());
+        tasks.spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = reload_token.cancelled() => break,
+                    r = requests.recv() => if r.is_none() { break },
+                }
+                apply_reload(&reload, &auth, acceptor.as_ref());
+            }
+        });
+    }
     tasks.spawn(http::serve(
         http,
         http::HttpState {
@@ -113,7 +159,7 @@ pub async fn run(
     });
     tasks.close();
 
-    shutdown.await;
+    options.shutdown.await;
     tracing::info!("shutting down");
     token.cancel();
     sessions.close();
@@ -129,4 +175,43 @@ pub async fn run(
             Ok(())
         }
     }
+}
+
+/// Applies a reloaded configuration's security settings: the allow-list,
+/// tokens and TLS files. Other settings need a restart (logged).
+fn apply_reload(
+    reload: &Reload,
+    auth: &RwLock<auth::AuthState>,
+    acceptor: Option<&Arc<RwLock<tokio_rustls::TlsAcceptor>>>,
+) {
+    let config = match reload() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "reload refused: the new configuration is invalid; the old one stays in force");
+            return;
+        }
+    };
+    let new_acceptor = match (&config.grpc_tls, acceptor) {
+        (Some(files), Some(_)) => match tls::acceptor(files) {
+            Ok(a) => Some(a),
+            Err(e) => {
+                tracing::error!(error = %e, "reload refused: TLS files unusable; the old ones stay in force");
+                return;
+            }
+        },
+        (None, None) => None,
+        _ => {
+            tracing::error!("reload refused: turning TLS on or off needs a restart");
+            return;
+        }
+    };
+    if let (Some(new), Some(slot)) = (new_acceptor, acceptor) {
+        *slot.write().unwrap_or_else(|p| p.into_inner()) = new;
+    }
+    let mtls = config
+        .grpc_tls
+        .as_ref()
+        .is_some_and(|t| t.client_ca.is_some());
+    *auth.write().unwrap_or_else(|p| p.into_inner()) = auth::AuthState::new(&config.auth, mtls);
+    tracing::info!("configuration reloaded: allow-list, tokens and TLS files are in force");
 }

@@ -2,6 +2,7 @@
 //! config (exit 2 on error), binds the listeners, prints where they are,
 //! and runs the library until SIGTERM/SIGINT.
 
+use std::io::Read as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -34,6 +35,37 @@ enum Command {
     Run,
     /// Validate the config and exit (0 valid, 2 invalid).
     CheckConfig,
+    /// A small PKI for trials (use your organisation's CA in production).
+    Pki {
+        #[command(subcommand)]
+        action: PkiAction,
+    },
+    /// Print the SHA-256 (hex) of a bearer token read from stdin, for
+    /// [[auth.tokens]] sha256 = "...".
+    HashToken,
+}
+
+#[derive(Subcommand)]
+enum PkiAction {
+    /// Create a CA and a collector certificate in DIR.
+    Init {
+        #[arg(long)]
+        dir: PathBuf,
+        /// Host names / IPs the collector certificate is valid for.
+        #[arg(long = "host", default_values_t = vec!["localhost".to_string(), "127.0.0.1".to_string()])]
+        hosts: Vec<String>,
+        #[arg(long, default_value_t = 365)]
+        days: i64,
+    },
+    /// Create a client certificate for agent ID, signed by the CA in DIR.
+    IssueAgent {
+        id: String,
+        #[arg(long)]
+        dir: PathBuf,
+        /// Validity in days (negative: already expired, for tests).
+        #[arg(long, default_value_t = 365, allow_negative_numbers = true)]
+        days: i64,
+    },
 }
 
 fn load(cli: &Cli) -> Result<Config, config::ConfigError> {
@@ -62,6 +94,26 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    match &cli.command {
+        Some(Command::Pki { action }) => return pki(action),
+        Some(Command::HashToken) => {
+            let mut token = String::new();
+            if std::io::Read::read_to_string(&mut std::io::stdin().take(64 * 1024), &mut token)
+                .is_err()
+            {
+                eprintln!("error: cannot read the token from stdin");
+                return ExitCode::from(2);
+            }
+            println!(
+                "{}",
+                outpost_collector::auth::hex(&outpost_collector::auth::hash_token(
+                    token.trim().as_bytes()
+                ))
+            );
+            return ExitCode::SUCCESS;
+        }
+        _ => {}
+    }
     let cfg = match load(&cli) {
         Ok(c) => c,
         Err(e) => {
@@ -113,7 +165,30 @@ fn main() -> ExitCode {
         // One machine-readable line for scripts and tests.
         println!("outpost-collector listening grpc={g} http={h}");
         tracing::info!(grpc = %g, http = %h, store = %cfg.store_path.display(), "collector running");
-        match outpost_collector::run(cfg, grpc, http, outpost_collector::signal::shutdown()).await {
+        let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(1);
+        tokio::spawn(outpost_collector::signal::reloads(reload_tx));
+        let reload: Option<outpost_collector::Reload> = cli.config.clone().map(|path| {
+            let overrides = (cli.grpc_listen, cli.http_listen, cli.data_dir.clone());
+            Box::new(move || {
+                let mut c = config::load(&path)?;
+                if let Some(a) = overrides.0 {
+                    c.grpc_listen = a;
+                }
+                if let Some(a) = overrides.1 {
+                    c.http_listen = a;
+                }
+                if let Some(d) = &overrides.2 {
+                    c.store_path.clone_from(d);
+                }
+                Ok(c)
+            }) as outpost_collector::Reload
+        });
+        let options = outpost_collector::Options {
+            shutdown: outpost_collector::signal::shutdown(),
+            reload_requests: Some(reload_rx),
+            reload,
+        };
+        match outpost_collector::run(cfg, grpc, http, options).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: {e}");
@@ -121,4 +196,28 @@ fn main() -> ExitCode {
             }
         }
     })
+}
+
+fn pki(action: &PkiAction) -> ExitCode {
+    let result = match action {
+        PkiAction::Init { dir, hosts, days } => outpost_collector::pki::init(dir, hosts, *days).map(|()| {
+            println!("wrote {0}/ca.pem, ca-key.pem, collector.pem, collector-key.pem (trial CA: keep ca-key.pem offline)", dir.display());
+        }),
+        PkiAction::IssueAgent { id, dir, days } => {
+            if !outpost_collector::ingest::convert::valid_id(id) {
+                eprintln!("error: {id:?} is not an agent id\n  fix: use 1-64 characters of A-Z a-z 0-9 . _ -");
+                return ExitCode::from(2);
+            }
+            outpost_collector::pki::issue_agent(dir, id, *days).map(|()| {
+                println!("wrote {0}/agent-{id}.pem and agent-{id}-key.pem", dir.display());
+            })
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
 }

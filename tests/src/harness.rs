@@ -277,6 +277,11 @@ impl TestCollector {
         wait_exit(&mut self.child, Duration::from_secs(10)).await?;
         Ok(())
     }
+
+    /// SIGHUP: reload the configuration.
+    pub fn reload(&self) -> Result<()> {
+        signal(&self.child, "HUP")
+    }
 }
 
 /// Value of the sample whose line starts with `prefix` (name and labels).

@@ -56,6 +56,40 @@ pub enum TransportError {
     Buffer(#[from] crate::buffer::BufferError),
     #[error("collector sent an unexpected message")]
     Unexpected,
+    #[error("cannot read {path}: {reason}; fix: check the [collector] cert/key/ca/token_file paths and permissions")]
+    Credentials { path: String, reason: String },
+}
+
+fn read_secret(path: &std::path::Path) -> Result<Vec<u8>, TransportError> {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(1024 * 1024).read_to_end(&mut buf))
+        .map_err(|e| TransportError::Credentials {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+    Ok(buf)
+}
+
+/// TLS settings for an https endpoint, read from the files now (so a
+/// rotated certificate is used at the next connection).
+fn tls_config(
+    tls: &crate::config::ClientTls,
+) -> Result<tonic::transport::ClientTlsConfig, TransportError> {
+    use tonic::transport::{Certificate, ClientTlsConfig, Identity};
+    let mut cfg = ClientTlsConfig::new();
+    cfg = match &tls.ca {
+        Some(ca) => cfg.ca_certificate(Certificate::from_pem(read_secret(ca)?)),
+        None => cfg.with_webpki_roots(),
+    };
+    if let (Some(cert), Some(key)) = (&tls.cert, &tls.key) {
+        cfg = cfg.identity(Identity::from_pem(read_secret(cert)?, read_secret(key)?));
+    }
+    if let Some(name) = &tls.server_name {
+        cfg = cfg.domain_name(name.clone());
+    }
+    Ok(cfg)
 }
 
 /// Shared, read-only view of how delivery is going (for logs and tests).
@@ -149,7 +183,13 @@ async fn session(
         endpoint: endpoint.to_string(),
         source,
     };
-    let channel = tonic::transport::Endpoint::from(endpoint.clone())
+    let mut ep = tonic::transport::Endpoint::from(endpoint.clone());
+    if endpoint.scheme_str() == Some("https") {
+        ep = ep
+            .tls_config(tls_config(&settings.tls)?)
+            .map_err(connect_err)?;
+    }
+    let channel = ep
         .connect_timeout(Duration::from_secs(10))
         .http2_keep_alive_interval(Duration::from_secs(10))
         .keep_alive_timeout(Duration::from_secs(10))
@@ -173,7 +213,17 @@ async fn session(
     tx.send(message(pb::agent_message::Msg::Hello(hello)))
         .await
         .map_err(|_| TransportError::Closed)?;
-    let mut inbound = client.stream(ReceiverStream::new(rx)).await?.into_inner();
+    let mut request = tonic::Request::new(ReceiverStream::new(rx));
+    if let Some(path) = &settings.token_file {
+        let token = read_secret(path)?;
+        let value = format!("Bearer {}", String::from_utf8_lossy(&token).trim());
+        let value = value.parse().map_err(|_| TransportError::Credentials {
+            path: path.display().to_string(),
+            reason: "the token is not valid header text".into(),
+        })?;
+        request.metadata_mut().insert("authorization", value);
+    }
+    let mut inbound = client.stream(request).await?.into_inner();
 
     let first = tokio::time::timeout(ACK_DEADLINE, inbound.message())
         .await

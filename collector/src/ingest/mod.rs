@@ -12,7 +12,7 @@
 
 pub mod convert;
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use outpost_proto::v1 as pb;
@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::auth::{AuthState, Proof};
 use crate::live::Live;
 use crate::store::StoreHandle;
 
@@ -37,6 +38,7 @@ pub struct IngestService {
     live: Arc<Mutex<Live>>,
     sessions: TaskTracker,
     shutdown: CancellationToken,
+    auth: Arc<RwLock<AuthState>>,
 }
 
 impl IngestService {
@@ -45,12 +47,14 @@ impl IngestService {
         live: Arc<Mutex<Live>>,
         sessions: TaskTracker,
         shutdown: CancellationToken,
+        auth: Arc<RwLock<AuthState>>,
     ) -> Self {
         IngestService {
             store,
             live,
             sessions,
             shutdown,
+            auth,
         }
     }
 
@@ -66,6 +70,36 @@ impl IngestService {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .reject(reason);
+    }
+}
+
+/// What the stream proved: a verified client certificate (rustls checked
+/// the chain during the handshake) or a bearer token.
+fn proof_of<T>(request: &Request<T>) -> Proof {
+    if let Some(certs) = request.peer_certs() {
+        if let Some(leaf) = certs.first() {
+            return Proof::Certificate(crate::auth::cert_identities(leaf.as_ref()));
+        }
+    }
+    match request
+        .metadata()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(v) => match v.strip_prefix("Bearer ") {
+            Some(token) => Proof::Token(crate::auth::hash_token(token.trim().as_bytes())),
+            None => Proof::Token([0; 32]),
+        },
+        None => Proof::None,
+    }
+}
+
+/// The proof's kind for logs: never the token or its hash.
+fn proof_kind(p: &Proof) -> &'static str {
+    match p {
+        Proof::Certificate(_) => "certificate",
+        Proof::Token(_) => "token",
+        Proof::None => "none",
     }
 }
 
@@ -93,6 +127,7 @@ impl pb::ingest_server::Ingest for IngestService {
         &self,
         request: Request<Streaming<pb::AgentMessage>>,
     ) -> Result<Response<Self::StreamStream>, Status> {
+        let proof = proof_of(&request);
         let mut inbound = request.into_inner();
         let first = match tokio::time::timeout(HELLO_DEADLINE, inbound.message()).await {
             Err(_) => {
@@ -117,6 +152,25 @@ impl pb::ingest_server::Ingest for IngestService {
             Status::invalid_argument(e.to_string())
         })?;
         let agent = hello.agent_id.clone();
+        let verdict = self
+            .auth
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .check(&agent, &proof);
+        if let Err(refusal) = verdict {
+            self.reject(refusal.as_str());
+            tracing::warn!(claimed = %agent, proof = ?proof_kind(&proof), reason = refusal.as_str(), "agent refused");
+            return Err(match refusal {
+                crate::auth::Refusal::Unauthenticated | crate::auth::Refusal::BadToken => {
+                    Status::unauthenticated(
+                        "present a client certificate or a valid bearer token for this agent id",
+                    )
+                }
+                _ => Status::permission_denied(format!(
+                    "agent id {agent:?} is not the identity you proved, or is not allowed"
+                )),
+            });
+        }
         let hwm = self.store.hello(hello).await.map_err(|e| {
             tracing::error!(error = %e, "store refused a hello");
             Status::unavailable("collector store unavailable; retry")
@@ -169,6 +223,15 @@ impl IngestService {
             };
             match msg.msg {
                 Some(pb::agent_message::Msg::Batch(batch)) => {
+                    if !self
+                        .auth
+                        .read()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .still_allowed(agent)
+                    {
+                        self.reject("agent_revoked");
+                        return Err(Status::permission_denied("this agent id has been revoked"));
+                    }
                     let results = convert::batch(batch).map_err(|e| {
                         self.reject(e.reason);
                         Status::invalid_argument(e.to_string())
