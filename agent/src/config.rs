@@ -59,6 +59,8 @@ struct RawBuffer {
     path: Option<PathBuf>,
     max_bytes: Option<Spanned<u64>>,
     max_entries: Option<Spanned<u64>>,
+    /// Key for encryption at rest (32 raw bytes or 64 hex digits).
+    encryption_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -131,6 +133,7 @@ pub struct BufferSettings {
     /// on disk and never gives deleted space back to the filesystem.
     pub max_bytes: u64,
     pub max_entries: u64,
+    pub encryption_key_file: Option<PathBuf>,
 }
 
 /// Default buffer bound: 256 MiB logical, about 512 MiB on disk.
@@ -229,6 +232,7 @@ fn validate(src: &Source<'_>, raw: RawConfig) -> Result<Config, ConfigError> {
             "max_entries",
             DEFAULT_BUFFER_MAX_ENTRIES,
         )?,
+        encryption_key_file: raw.buffer.encryption_key_file.map(expand_credentials),
     };
 
     let collector = validate_collector(src, raw.collector)?;

@@ -30,6 +30,7 @@ pub mod http;
 pub mod recorder;
 pub mod result;
 pub mod schedule;
+pub mod seal;
 pub mod signal;
 pub mod tls_cert;
 pub mod transport;
@@ -52,7 +53,14 @@ pub fn open_buffer(config: &Config) -> Result<Buffer, BufferError> {
         max_bytes: config.buffer.max_bytes,
         max_entries: config.buffer.max_entries,
     };
-    let (buffer, report) = Buffer::open(&config.buffer.path, limits)?;
+    let sealer = match &config.buffer.encryption_key_file {
+        None => seal::Sealer::none(),
+        Some(path) => seal::Sealer::from_key_file(path).map_err(|e| BufferError::Seal {
+            path: config.buffer.path.clone(),
+            reason: e.to_string(),
+        })?,
+    };
+    let (buffer, report) = Buffer::open_sealed(&config.buffer.path, limits, sealer)?;
     if let Some(aside) = report.moved_aside {
         tracing::error!(
             path = %config.buffer.path.display(),

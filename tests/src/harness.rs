@@ -152,6 +152,8 @@ pub struct TestCollector {
     pub grpc: String,
     pub http: String,
     pub data_dir: PathBuf,
+    /// Everything the collector wrote to stderr.
+    pub logs: Logs,
     _stderr: tokio::task::JoinHandle<()>,
 }
 
@@ -182,7 +184,10 @@ impl TestCollector {
             .args(["--grpc-listen", grpc, "--http-listen", http, "--data-dir"])
             .arg(data_dir)
             .args(extra)
-            .env("OUTPOST_LOG", "info")
+            .env(
+                "OUTPOST_LOG",
+                std::env::var("OUTPOST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -191,7 +196,8 @@ impl TestCollector {
             .context("spawn outpost-collector")?;
         let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
         let stderr = child.stderr.take().ok_or_else(|| anyhow!("no stderr"))?;
-        let stderr_task = tokio::spawn(forward("collector", stderr));
+        let logs = Logs::default();
+        let stderr_task = tokio::spawn(forward("collector", stderr, logs.clone()));
         let mut lines = BufReader::new(stdout).lines();
         let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
             .await
@@ -209,6 +215,7 @@ impl TestCollector {
             grpc,
             http,
             data_dir: data_dir.to_path_buf(),
+            logs,
             _stderr: stderr_task,
         })
     }
@@ -308,12 +315,21 @@ pub fn sample(metrics: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64>
         .and_then(|v| v.parse().ok())
 }
 
-async fn forward(name: &'static str, stream: impl tokio::io::AsyncRead + Unpin) {
+/// Captured stderr of a child (the last 8 MiB at most).
+pub type Logs = std::sync::Arc<std::sync::Mutex<String>>;
+const MAX_LOG_BYTES: usize = 8 << 20;
+
+async fn forward(name: &'static str, stream: impl tokio::io::AsyncRead + Unpin, logs: Logs) {
     let mut lines = BufReader::new(stream).lines();
     let verbose = std::env::var_os("OUTPOST_TEST_LOGS").is_some();
     while let Ok(Some(line)) = lines.next_line().await {
         if verbose {
             eprintln!("[{name}] {line}");
+        }
+        let mut l = logs.lock().unwrap_or_else(|p| p.into_inner());
+        if l.len() + line.len() < MAX_LOG_BYTES {
+            l.push_str(&line);
+            l.push('\n');
         }
     }
 }
@@ -322,6 +338,8 @@ async fn forward(name: &'static str, stream: impl tokio::io::AsyncRead + Unpin) 
 pub struct TestAgent {
     child: Child,
     pub config: PathBuf,
+    /// Everything the agent wrote to stderr.
+    pub logs: Logs,
     _stderr: tokio::task::JoinHandle<()>,
 }
 
@@ -338,7 +356,10 @@ impl TestAgent {
         let mut child = Command::new(bin("outpost-agent")?)
             .arg("-c")
             .arg(config)
-            .env("OUTPOST_LOG", "info")
+            .env(
+                "OUTPOST_LOG",
+                std::env::var("OUTPOST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -346,10 +367,12 @@ impl TestAgent {
             .spawn()
             .context("spawn outpost-agent")?;
         let stderr = child.stderr.take().ok_or_else(|| anyhow!("no stderr"))?;
+        let logs = Logs::default();
         Ok(TestAgent {
             child,
             config: config.to_path_buf(),
-            _stderr: tokio::spawn(forward("agent", stderr)),
+            logs: logs.clone(),
+            _stderr: tokio::spawn(forward("agent", stderr, logs)),
         })
     }
 

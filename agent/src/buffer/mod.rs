@@ -71,6 +71,8 @@ pub enum BufferError {
         #[source]
         source: sled::Error,
     },
+    #[error("buffer at {path}: cannot seal a record: {reason}")]
+    Seal { path: PathBuf, reason: String },
     #[error("buffer at {path} was unusable ({reason}) and could not be moved aside: {source}; move or delete it by hand")]
     MoveAside {
         path: PathBuf,
@@ -139,6 +141,8 @@ struct Inner {
     entries: AtomicU64,
     bytes: AtomicU64,
     dropped: [AtomicU64; 3],
+    /// Encryption at rest (a no-op without a key): see `crate::seal`.
+    sealer: crate::seal::Sealer,
 }
 
 impl std::fmt::Debug for Buffer {
@@ -173,7 +177,18 @@ impl Buffer {
     /// Opens (or creates) the buffer at `path`. An unusable existing
     /// buffer is moved aside and replaced by a fresh one.
     pub fn open(path: &Path, limits: Limits) -> Result<(Buffer, OpenReport), BufferError> {
-        match Self::open_once(path, limits) {
+        Self::open_sealed(path, limits, crate::seal::Sealer::none())
+    }
+
+    /// As [`Buffer::open`], sealing payloads with `sealer` (encryption at
+    /// rest); records that fail to open are dropped and counted `corrupt`.
+    pub fn open_sealed(
+        path: &Path,
+        limits: Limits,
+        sealer: crate::seal::Sealer,
+    ) -> Result<(Buffer, OpenReport), BufferError> {
+        let mut sealer = Some(sealer);
+        match Self::open_once(path, limits, &mut sealer) {
             Ok(b) => Ok((b, OpenReport::default())),
             Err(first) => {
                 let reason = first.to_string();
@@ -187,7 +202,7 @@ impl Buffer {
                     reason: reason.clone(),
                     source,
                 })?;
-                let b = Self::open_once(path, limits)?;
+                let b = Self::open_once(path, limits, &mut sealer)?;
                 Ok((
                     b,
                     OpenReport {
@@ -199,7 +214,11 @@ impl Buffer {
         }
     }
 
-    fn open_once(path: &Path, limits: Limits) -> Result<Buffer, BufferError> {
+    fn open_once(
+        path: &Path,
+        limits: Limits,
+        sealer: &mut Option<crate::seal::Sealer>,
+    ) -> Result<Buffer, BufferError> {
         let storage = |source| BufferError::Storage {
             path: path.to_path_buf(),
             source,
@@ -259,8 +278,16 @@ impl Buffer {
                 entries: AtomicU64::new(entries),
                 bytes: AtomicU64::new(bytes),
                 dropped,
+                sealer: sealer.take().unwrap_or_else(crate::seal::Sealer::none),
             }),
         })
+    }
+
+    fn seal_error(&self, e: crate::seal::SealError) -> BufferError {
+        BufferError::Seal {
+            path: self.inner.path.clone(),
+            reason: e.to_string(),
+        }
     }
 
     fn storage(&self, source: sled::Error) -> BufferError {
@@ -288,6 +315,17 @@ impl Buffer {
         let mut batch = sled::Batch::default();
         let mut added_bytes = 0u64;
         for (seq, produced, payload) in entries {
+            let sealed;
+            let payload = if self.inner.sealer.encrypting() {
+                sealed = self
+                    .inner
+                    .sealer
+                    .seal(*seq, payload.clone())
+                    .map_err(|e| self.seal_error(e))?;
+                &sealed
+            } else {
+                payload
+            };
             let mut value = Vec::with_capacity(HEADER_LEN + payload.len());
             value.push(VALUE_VERSION);
             value.extend_from_slice(&produced.to_be_bytes());
@@ -395,13 +433,26 @@ impl Buffer {
         for kv in self.inner.results.range(start..) {
             let (k, v) = kv.map_err(|e| self.storage(e))?;
             let seq = u64_of(Some(k.clone()));
-            match decode_value(&v) {
-                Some((produced, payload_range)) => {
+            let opened = decode_value(&v).and_then(|(produced, range)| {
+                let raw = v.subslice(range.start, range.len());
+                if !self.inner.sealer.encrypting() && !raw.starts_with(b"OPS1") {
+                    return Some((produced, raw));
+                }
+                match self.inner.sealer.open(seq, &raw) {
+                    Ok(plain) => Some((produced, IVec::from(plain))),
+                    Err(e) => {
+                        tracing::error!(seq, error = %e, "buffered record failed to open; dropping and counting it");
+                        None
+                    }
+                }
+            });
+            match opened {
+                Some((produced, payload)) => {
                     size += v.len();
                     out.push(Entry {
                         seq,
                         produced_unix_ms: produced,
-                        payload: v.subslice(payload_range.start, payload_range.len()),
+                        payload,
                     });
                 }
                 None => {
