@@ -1,0 +1,74 @@
+//! Property tests over what agents and operators can send the collector:
+//! arbitrary protobuf bytes through decode + validation, arbitrary
+//! well-formed messages against the bounds, the config parser, and the
+//! metrics exposition's escaping. Bounded cases in `scripts/test`
+//! (PROPTEST_CASES), longer with `scripts/fuzz`.
+
+use std::path::Path;
+
+use outpost_collector::ingest::convert;
+use outpost_proto::v1 as pb;
+use prost::Message;
+use proptest::prelude::*;
+
+fn arb_result() -> impl Strategy<Value = pb::CheckResult> {
+    (
+        any::<u64>(),
+        "\\PC{0,80}",
+        "\\PC{0,40}",
+        proptest::collection::hash_map("\\PC{0,10}", "\\PC{0,200}", 0..40),
+        any::<i32>(),
+        "\\PC{0,2000}",
+        proptest::option::of(any::<f64>()),
+        any::<u32>(),
+    )
+        .prop_map(|(seq, check, kind, labels, outcome, error, value, status)| pb::CheckResult {
+            seq,
+            check,
+            kind,
+            labels,
+            outcome,
+            error,
+            value,
+            http_status: status,
+            ..Default::default()
+        })
+}
+
+proptest! {
+    #[test]
+    fn arbitrary_bytes_decode_and_validate_without_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2000)) {
+        if let Ok(msg) = pb::AgentMessage::decode(bytes.as_slice()) {
+            match msg.msg {
+                Some(pb::agent_message::Msg::Hello(h)) => { let _ = convert::hello(h); }
+                Some(pb::agent_message::Msg::Batch(b)) => { let _ = convert::batch(b); }
+                Some(pb::agent_message::Msg::Heartbeat(h)) => { let _ = convert::footprint(h.footprint); }
+                None => {}
+            }
+        }
+    }
+
+    #[test]
+    fn accepted_batches_respect_every_bound(results in proptest::collection::vec(arb_result(), 0..20)) {
+        if let Ok(records) = convert::batch(pb::ResultBatch { results }) {
+            let mut prev = 0;
+            for r in &records {
+                prop_assert!(r.seq > prev);
+                prev = r.seq;
+                prop_assert!(convert::valid_id(&r.check));
+                prop_assert!(r.labels.len() <= convert::MAX_LABELS);
+                prop_assert!(r.labels.iter().all(|(k, v)| k.len() <= convert::MAX_LABEL_LEN && v.len() <= convert::MAX_LABEL_LEN));
+                prop_assert!(r.error.len() <= convert::MAX_ERROR_LEN);
+                prop_assert!(r.value.is_none_or(f64::is_finite));
+            }
+        }
+    }
+
+    #[test]
+    fn collector_config_parser_survives_arbitrary_text(text in "\\PC{0,300}") {
+        match outpost_collector::config::parse(Path::new("fuzz.toml"), &text) {
+            Ok(_) | Err(outpost_collector::config::ConfigError::Invalid { .. }) => {}
+            Err(e) => panic!("unexpected error kind: {e}"),
+        }
+    }
+}
