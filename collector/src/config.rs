@@ -83,6 +83,7 @@ struct RawStore {
 #[serde(deny_unknown_fields)]
 struct RawLimits {
     max_series_per_agent: Option<Spanned<u64>>,
+    max_results_per_second_per_agent: Option<Spanned<u64>>,
 }
 
 /// The validated collector configuration.
@@ -96,6 +97,8 @@ pub struct Config {
     pub store_path: PathBuf,
     pub retention: Duration,
     pub max_series_per_agent: usize,
+    /// Per-stream ingest rate; over it the stream is slowed, not cut.
+    pub max_results_per_second_per_agent: u64,
 }
 
 /// Files of the gRPC listener's TLS identity and client trust. They are
@@ -137,6 +140,7 @@ impl Config {
             store_path: PathBuf::from("outpost-collector-data"),
             retention: DEFAULT_RETENTION,
             max_series_per_agent: crate::live::DEFAULT_MAX_SERIES_PER_AGENT,
+            max_results_per_second_per_agent: 50_000,
         }
     }
 }
@@ -224,6 +228,17 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         store_path: raw.store.path.unwrap_or(d.store_path),
         retention,
         max_series_per_agent,
+        max_results_per_second_per_agent: match raw.limits.max_results_per_second_per_agent {
+            None => d.max_results_per_second_per_agent,
+            Some(v) if *v.get_ref() >= 1 => *v.get_ref(),
+            Some(v) => {
+                return Err(src.error(
+                    v.span(),
+                    "`max_results_per_second_per_agent` must be at least 1",
+                    "write e.g. 50000 (the default); streams over it are slowed, never cut",
+                ))
+            }
+        },
     })
 }
 

@@ -105,7 +105,8 @@ pub async fn run<S: Future<Output = ()>>(
         sessions.clone(),
         token.clone(),
         auth.clone(),
-    );
+    )
+    .with_rate(config.max_results_per_second_per_agent);
     let builder = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))

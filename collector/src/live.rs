@@ -41,6 +41,8 @@ pub struct IngestCounters {
     pub results_stored_total: u64,
     pub duplicates_total: u64,
     pub rejected_total: BTreeMap<&'static str, u64>,
+    /// Time streams were held back by the per-agent rate bound.
+    pub throttled_seconds_total: f64,
 }
 
 /// The live view.

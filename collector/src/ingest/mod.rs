@@ -11,6 +11,7 @@
 //! UNAVAILABLE so the agent reconnects and resends.
 
 pub mod convert;
+pub mod rate;
 
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -39,6 +40,7 @@ pub struct IngestService {
     sessions: TaskTracker,
     shutdown: CancellationToken,
     auth: Arc<RwLock<AuthState>>,
+    rate: u64,
 }
 
 impl IngestService {
@@ -55,7 +57,14 @@ impl IngestService {
             sessions,
             shutdown,
             auth,
+            rate: 50_000,
         }
+    }
+
+    /// Sets the per-stream results-per-second bound.
+    pub fn with_rate(mut self, results_per_second: u64) -> Self {
+        self.rate = results_per_second;
+        self
     }
 
     /// The service wrapped with its message-size bounds.
@@ -208,6 +217,8 @@ impl IngestService {
         inbound: &mut Streaming<pb::AgentMessage>,
         tx: &mpsc::Sender<Result<pb::CollectorMessage, Status>>,
     ) -> Result<(), Status> {
+        let mut bucket = rate::Bucket::new(self.rate);
+        let mut last = tokio::time::Instant::now();
         loop {
             let msg = tokio::select! {
                 _ = self.shutdown.cancelled() => return Ok(()),
@@ -236,6 +247,16 @@ impl IngestService {
                         self.reject(e.reason);
                         Status::invalid_argument(e.to_string())
                     })?;
+                    let now = tokio::time::Instant::now();
+                    let wait = bucket.take(results.len(), now - last);
+                    last = now;
+                    if !wait.is_zero() {
+                        self.live.lock().unwrap_or_else(|p| p.into_inner()).ingest.throttled_seconds_total += wait.as_secs_f64();
+                        tokio::select! {
+                            _ = self.shutdown.cancelled() => return Ok(()),
+                            _ = tokio::time::sleep(wait) => {}
+                        }
+                    }
                     let ingested = self
                         .store
                         .ingest(agent.to_string(), results)
