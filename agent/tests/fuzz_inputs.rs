@@ -27,7 +27,9 @@ body_matches = ["Welcome \\d+"]
 fn check_error(text: &str, result: Result<config::Config, ConfigError>) {
     match result {
         Ok(_) => {}
-        Err(ConfigError::Invalid { line, column, fix, .. }) => {
+        Err(ConfigError::Invalid {
+            line, column, fix, ..
+        }) => {
             let lines = text.lines().count().max(1);
             assert!(line >= 1 && line <= lines + 1, "line {line} of {lines}");
             assert!(column >= 1);

@@ -8,8 +8,8 @@ use std::path::Path;
 
 use outpost_collector::ingest::convert;
 use outpost_proto::v1 as pb;
-use prost::Message;
 use proptest::prelude::*;
+use prost::Message;
 
 fn arb_result() -> impl Strategy<Value = pb::CheckResult> {
     (
@@ -22,17 +22,19 @@ fn arb_result() -> impl Strategy<Value = pb::CheckResult> {
         proptest::option::of(any::<f64>()),
         any::<u32>(),
     )
-        .prop_map(|(seq, check, kind, labels, outcome, error, value, status)| pb::CheckResult {
-            seq,
-            check,
-            kind,
-            labels,
-            outcome,
-            error,
-            value,
-            http_status: status,
-            ..Default::default()
-        })
+        .prop_map(
+            |(seq, check, kind, labels, outcome, error, value, status)| pb::CheckResult {
+                seq,
+                check,
+                kind,
+                labels,
+                outcome,
+                error,
+                value,
+                http_status: status,
+                ..Default::default()
+            },
+        )
 }
 
 proptest! {

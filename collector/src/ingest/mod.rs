@@ -251,7 +251,11 @@ impl IngestService {
                     let wait = bucket.take(results.len(), now - last);
                     last = now;
                     if !wait.is_zero() {
-                        self.live.lock().unwrap_or_else(|p| p.into_inner()).ingest.throttled_seconds_total += wait.as_secs_f64();
+                        self.live
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .ingest
+                            .throttled_seconds_total += wait.as_secs_f64();
                         tokio::select! {
                             _ = self.shutdown.cancelled() => return Ok(()),
                             _ = tokio::time::sleep(wait) => {}

@@ -44,7 +44,11 @@ mod tests {
     #[test]
     fn within_rate_no_wait_over_rate_waits_proportionally() {
         let mut b = Bucket::new(1000);
-        assert_eq!(b.take(2000, Duration::ZERO), Duration::ZERO, "burst of 2x rate is free");
+        assert_eq!(
+            b.take(2000, Duration::ZERO),
+            Duration::ZERO,
+            "burst of 2x rate is free"
+        );
         let wait = b.take(500, Duration::ZERO);
         assert!((wait.as_secs_f64() - 0.5).abs() < 1e-9, "{wait:?}");
         // After waiting it out, steady 1000/s costs nothing more.
