@@ -7,8 +7,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // prost-build below.
     std::env::set_var("PROTOC", protoc);
     println!("cargo:rerun-if-changed=proto/outpost.proto");
+    println!("cargo:rerun-if-changed=proto/prometheus_remote.proto");
     tonic_prost_build::configure()
         .build_transport(false)
-        .compile_protos(&["proto/outpost.proto"], &["proto"])?;
+        .compile_protos(&["proto/outpost.proto", "proto/prometheus_remote.proto"], &["proto"])?;
     Ok(())
 }

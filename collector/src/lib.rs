@@ -30,6 +30,7 @@ pub mod live;
 pub mod metrics;
 pub mod model;
 pub mod pki;
+pub mod remote_write;
 pub mod signal;
 pub mod status_page;
 pub mod store;

@@ -53,6 +53,8 @@ pub struct Live {
     pub ingest: IngestCounters,
     pub series_overflow_total: u64,
     pub max_series_per_agent: usize,
+    /// Per remote-write receiver counters (written by its task).
+    pub remote_write: BTreeMap<String, crate::remote_write::Stats>,
     series_per_agent: BTreeMap<String, usize>,
 }
 
@@ -70,6 +72,7 @@ impl Live {
             ingest: IngestCounters::default(),
             series_overflow_total: 0,
             max_series_per_agent,
+            remote_write: BTreeMap::new(),
             series_per_agent: BTreeMap::new(),
         }
     }

@@ -1,4 +1,5 @@
-//! `outpost-proto`: the `outpost.v1` wire schema and nothing else.
+//! `outpost-proto`: the `outpost.v1` wire schema, and the Prometheus
+//! remote-write messages the collector sends; nothing else.
 //!
 //! The schema lives in `proto/outpost.proto` (read its header for the
 //! evolution rules); the Rust code is generated at build time by
@@ -12,4 +13,9 @@
 /// Generated messages and the `Ingest` service for package `outpost.v1`.
 pub mod v1 {
     tonic::include_proto!("outpost.v1");
+}
+
+/// Prometheus remote-write 1.0 messages (`prometheus_remote.proto`).
+pub mod prometheus {
+    tonic::include_proto!("prometheus");
 }
