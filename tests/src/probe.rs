@@ -44,10 +44,7 @@ impl ProbeRun {
     pub fn last(&self, name: &str) -> &Printed {
         match self.of(name).last() {
             Some(r) => r,
-            None => panic!(
-                "no result for {name}:\n{}\n{}",
-                self.stdout, self.stderr
-            ),
+            None => panic!("no result for {name}:\n{}\n{}", self.stdout, self.stderr),
         }
     }
 }
@@ -79,10 +76,7 @@ pub fn parse(stdout: &str) -> Vec<Printed> {
                     "value" => r.value = value.parse().ok(),
                     "http status" => r.http_status = value.parse().ok(),
                     "duration" => {
-                        r.duration_ms = value
-                            .trim_end_matches(" ms")
-                            .parse()
-                            .unwrap_or(f64::NAN)
+                        r.duration_ms = value.trim_end_matches(" ms").parse().unwrap_or(f64::NAN)
                     }
                     _ => {}
                 }
@@ -93,7 +87,12 @@ pub fn parse(stdout: &str) -> Vec<Printed> {
 }
 
 /// Writes `config` to `dir/agent.toml` and probes `check` with `env` set.
-pub async fn probe(dir: &Path, config: &str, check: &str, env: &[(&str, &str)]) -> Result<ProbeRun> {
+pub async fn probe(
+    dir: &Path,
+    config: &str,
+    check: &str,
+    env: &[(&str, &str)],
+) -> Result<ProbeRun> {
     let path = dir.join("agent.toml");
     tokio::fs::write(&path, config).await?;
     let started = std::time::Instant::now();

@@ -14,12 +14,22 @@ fn example() -> PathBuf {
 #[tokio::test]
 async fn the_ects_example_config_is_valid() -> Result<()> {
     let path = example();
-    let out = run_bin("outpost-agent", &["check-config", "-c", &path.to_string_lossy()]).await?;
+    let out = run_bin(
+        "outpost-agent",
+        &["check-config", "-c", &path.to_string_lossy()],
+    )
+    .await?;
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert!(out.stdout.contains("ok (11 checks)"), "{}", out.stdout);
     // It covers every kind the issue asks for.
     let text = std::fs::read_to_string(&path)?;
-    for kind in ["[check.login]", "[check.page]", "[check.report]", "[check.freshness]", "[check.command]"] {
+    for kind in [
+        "[check.login]",
+        "[check.page]",
+        "[check.report]",
+        "[check.freshness]",
+        "[check.command]",
+    ] {
         assert!(text.contains(kind), "{kind} missing from the example");
     }
     Ok(())
@@ -53,7 +63,14 @@ url = "http://127.0.0.1:8080/app/home"
 "#;
 
 /// (description, replace this, with this, expected line:column, text the message must contain)
-const CASES: &[(&str, &str, &str, (usize, usize), &str)] = &[
+type Case = (
+    &'static str,
+    &'static str,
+    &'static str,
+    (usize, usize),
+    &'static str,
+);
+const CASES: &[Case] = &[
     ("unknown login", "login = \"idp\"", "login = \"ipd\"", (23, 9), "no login check has that name"),
     ("inline password", "password_env = \"PW\"", "password = \"hunter2\"", (18, 1), "unknown field `password`"),
     ("two password sources", "password_env = \"PW\"", "password_env = \"PW\"\npassword_file = \"/x\"", (13, 1), "more than once"),
@@ -77,7 +94,11 @@ async fn bad_check_settings_name_file_line_column() -> Result<()> {
         let out = run_bin("outpost-agent", &["check-config", "-c", &p]).await?;
         assert_eq!(out.code, Some(2), "{what}: {}", out.stderr);
         let at = format!("{p}:{line}:{column}:");
-        assert!(out.stderr.contains(&at), "{what}: expected {at} in {}", out.stderr);
+        assert!(
+            out.stderr.contains(&at),
+            "{what}: expected {at} in {}",
+            out.stderr
+        );
         assert!(out.stderr.contains(needle), "{what}: {}", out.stderr);
         assert!(out.stderr.contains("fix:"), "{what}: {}", out.stderr);
         assert!(!out.stderr.contains("hunter2"), "{what}: secret echoed");

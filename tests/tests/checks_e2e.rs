@@ -16,7 +16,9 @@ async fn shared_session_is_reused_renewed_and_results_reach_the_collector() -> R
     let portal = Portal::start().await?;
     // Access tokens live 3 s: pages running every second must renew.
     portal.faults().set_token_ttl(Duration::from_secs(3));
-    portal.faults().set_report_pending_for(Duration::from_millis(2500));
+    portal
+        .faults()
+        .set_report_pending_for(Duration::from_millis(2500));
     let secret = dir.path().join("client-secret");
     let password = dir.path().join("password");
     std::fs::write(&secret, "outpost-secret\n")?;
@@ -108,8 +110,15 @@ pending_every = "1s"
     // Re-used: far fewer token requests than page runs; renewed: more than
     // the login check's own two (tokens lived 3 s, the run took longer).
     let tokens = portal.hits("/oauth/token") as usize;
-    assert!(tokens < pages.len(), "{tokens} token requests for {} pages", pages.len());
-    assert!(tokens >= 3, "the session was renewed ({tokens} token requests)");
+    assert!(
+        tokens < pages.len(),
+        "{tokens} token requests for {} pages",
+        pages.len()
+    );
+    assert!(
+        tokens >= 3,
+        "the session was renewed ({tokens} token requests)"
+    );
     assert_eq!(portal.hits("/login"), 0, "never sent to the login page");
     // The report: pending results (in sequence order) before the final.
     let report = of("report");

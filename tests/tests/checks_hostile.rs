@@ -18,7 +18,11 @@ fn page(name: &str, url: &str, timeout: &str) -> String {
 /// The one result of `name`: its outcome, and an error that is short.
 fn verdict<'a>(run: &'a ProbeRun, name: &str) -> (&'a str, &'a str) {
     let r = run.last(name);
-    assert!(!r.error.is_empty() && r.error.len() <= 256, "{}", run.stdout);
+    assert!(
+        !r.error.is_empty() && r.error.len() <= 256,
+        "{}",
+        run.stdout
+    );
     assert_eq!(run.code, Some(1), "{}", run.stdout);
     (r.outcome.as_str(), r.error.as_str())
 }
@@ -44,7 +48,11 @@ async fn huge_body_slowloris_and_redirect_loop() -> Result<()> {
     let (outcome, error) = verdict(&run, "slowloris");
     assert_eq!(outcome, "timeout");
     assert!(error.contains("body"), "{error}");
-    assert!(run.elapsed < Duration::from_secs(6), "cut at the 2 s timeout: {:?}", run.elapsed);
+    assert!(
+        run.elapsed < Duration::from_secs(6),
+        "cut at the 2 s timeout: {:?}",
+        run.elapsed
+    );
 
     let run = probe(dir.path(), &cfg, "loop", &[]).await?;
     let (outcome, error) = verdict(&run, "loop");
@@ -72,7 +80,9 @@ async fn invalid_tls_is_unreachable() -> Result<()> {
 async fn invalid_json_is_failed_for_json_kinds() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let portal = Portal::start().await?;
-    portal.faults().set_invalid_json("/api/telemetry/devices", true);
+    portal
+        .faults()
+        .set_invalid_json("/api/telemetry/devices", true);
     portal.faults().set_invalid_json("/api/devices/*", true);
     let checks = format!(
         r#"
@@ -141,14 +151,20 @@ async fn login_pages_without_password_field_loops_and_stalls() -> Result<()> {
     let run = probe(dir.path(), &cfg, "form-login", SECRETS).await?;
     let (outcome, error) = verdict(&run, "form-login");
     assert_eq!(outcome, "failed");
-    assert!(error.contains("no login form with a password field"), "{error}");
+    assert!(
+        error.contains("no login form with a password field"),
+        "{error}"
+    );
     portal.faults().set_login_without_password(false);
 
     portal.faults().set_redirect_loop("/authorize", true);
     let run = probe(dir.path(), &cfg, "form-login", SECRETS).await?;
     let (outcome, error) = verdict(&run, "form-login");
     assert_eq!(outcome, "failed");
-    assert!(error.contains("no redirect to redirect_uri within 12 steps"), "{error}");
+    assert!(
+        error.contains("no redirect to redirect_uri within 12 steps"),
+        "{error}"
+    );
     portal.faults().clear_path("/authorize");
 
     portal.faults().set_slowloris("/oauth/token", true);
@@ -158,11 +174,16 @@ async fn login_pages_without_password_field_loops_and_stalls() -> Result<()> {
     assert!(run.elapsed < Duration::from_secs(7), "{:?}", run.elapsed);
     portal.faults().clear_path("/oauth/token");
 
-    portal.faults().set_huge_body("/.well-known/openid-configuration", true);
+    portal
+        .faults()
+        .set_huge_body("/.well-known/openid-configuration", true);
     let run = probe(dir.path(), &cfg, "form-login", SECRETS).await?;
     let (outcome, error) = verdict(&run, "form-login");
     assert_eq!(outcome, "failed");
-    assert!(error.contains("discovery") && error.contains("larger than"), "{error}");
+    assert!(
+        error.contains("discovery") && error.contains("larger than"),
+        "{error}"
+    );
     portal.shutdown().await;
     Ok(())
 }

@@ -32,8 +32,16 @@ ready_marker = '"ready"'
 async fn report_ready_in_time_is_ok_with_time_to_ready() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let portal = Portal::start().await?;
-    portal.faults().set_report_pending_for(Duration::from_millis(800));
-    let run = probe(dir.path(), &config(dir.path(), &report(&portal, "")), "report", &[]).await?;
+    portal
+        .faults()
+        .set_report_pending_for(Duration::from_millis(800));
+    let run = probe(
+        dir.path(),
+        &config(dir.path(), &report(&portal, "")),
+        "report",
+        &[],
+    )
+    .await?;
     assert_eq!(run.code, Some(0), "{}", run.stdout);
     let r = run.last("report");
     assert_eq!(r.outcome, "ok");
@@ -48,13 +56,26 @@ async fn report_ready_in_time_is_ok_with_time_to_ready() -> Result<()> {
 async fn slow_report_records_pending_results_then_degraded() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let portal = Portal::start().await?;
-    portal.faults().set_report_pending_for(Duration::from_millis(2600));
+    portal
+        .faults()
+        .set_report_pending_for(Duration::from_millis(2600));
     let extra = "latency_bound = \"1s\"\npending_every = \"1s\"";
-    let run = probe(dir.path(), &config(dir.path(), &report(&portal, extra)), "report", &[]).await?;
+    let run = probe(
+        dir.path(),
+        &config(dir.path(), &report(&portal, extra)),
+        "report",
+        &[],
+    )
+    .await?;
     let all = run.of("report");
     let outcomes: Vec<&str> = all.iter().map(|r| r.outcome.as_str()).collect();
     // One pending result per second of waiting, then the final one.
-    assert_eq!(outcomes, ["pending", "pending", "degraded"], "{}", run.stdout);
+    assert_eq!(
+        outcomes,
+        ["pending", "pending", "degraded"],
+        "{}",
+        run.stdout
+    );
     assert!(all[0].value.unwrap_or(0.0) >= 1.0 && all[1].value.unwrap_or(0.0) >= 2.0);
     assert!(all[2].value.unwrap_or(0.0) >= 2.6, "{}", run.stdout);
     assert!(all[2].error.contains("bound"), "{}", run.stdout);
@@ -78,11 +99,22 @@ async fn report_never_ready_times_out_at_the_window() -> Result<()> {
     let r = run.last("report");
     assert_eq!(r.outcome, "timeout", "{}", run.stdout);
     assert!(r.error.contains("still pending"), "{}", run.stdout);
-    assert!(run.elapsed < Duration::from_secs(10), "bounded by the window");
+    assert!(
+        run.elapsed < Duration::from_secs(10),
+        "bounded by the window"
+    );
     // A report endpoint failing is `failed`.
     portal.faults().set_status("/api/reports/*", Some(500));
-    portal.faults().set_report_pending_for(Duration::from_millis(100));
-    let run = probe(dir.path(), &config(dir.path(), &report(&portal, "")), "report", &[]).await?;
+    portal
+        .faults()
+        .set_report_pending_for(Duration::from_millis(100));
+    let run = probe(
+        dir.path(),
+        &config(dir.path(), &report(&portal, "")),
+        "report",
+        &[],
+    )
+    .await?;
     assert_eq!(run.last("report").outcome, "failed", "{}", run.stdout);
     portal.shutdown().await;
     Ok(())
@@ -143,7 +175,9 @@ async fn telemetry_and_backup_freshness_ok_then_stale() -> Result<()> {
     assert!((299.0..320.0).contains(&age), "backup age {age}");
 
     // Two of five devices an hour old; the backup older than its RPO.
-    portal.faults().set_stale_devices(2, Duration::from_secs(3600));
+    portal
+        .faults()
+        .set_stale_devices(2, Duration::from_secs(3600));
     portal.faults().set_backup_age(Duration::from_secs(45 * 60));
     let run = probe(dir.path(), &cfg, "telemetry", &[]).await?;
     let t = run.last("telemetry");
@@ -194,7 +228,12 @@ max_age = "1h"
     assert!((7190.0..7300.0).contains(&r.value.unwrap_or(0.0)));
     std::fs::remove_file(&marker)?;
     let run = probe(dir.path(), &cfg, "backup-marker", &[]).await?;
-    assert_eq!(run.last("backup-marker").outcome, "failed", "{}", run.stdout);
+    assert_eq!(
+        run.last("backup-marker").outcome,
+        "failed",
+        "{}",
+        run.stdout
+    );
     Ok(())
 }
 
@@ -222,7 +261,9 @@ window = "4s"
 async fn command_round_trip_ok_failed_and_timeout() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let portal = Portal::start().await?;
-    portal.faults().set_command_delay(Duration::from_millis(600));
+    portal
+        .faults()
+        .set_command_delay(Duration::from_millis(600));
     let cfg = config(dir.path(), &command(&portal));
     let run = probe(dir.path(), &cfg, "reboot", &[]).await?;
     assert_eq!(run.code, Some(0), "{}", run.stdout);
@@ -232,18 +273,31 @@ async fn command_round_trip_ok_failed_and_timeout() -> Result<()> {
     portal.faults().set_command_outcome(CommandOutcome::Failed);
     let run = probe(dir.path(), &cfg, "reboot", &[]).await?;
     assert_eq!(run.last("reboot").outcome, "failed");
-    assert!(run.last("reboot").error.contains("\"failed\""), "{}", run.stdout);
+    assert!(
+        run.last("reboot").error.contains("\"failed\""),
+        "{}",
+        run.stdout
+    );
 
     portal.faults().set_command_outcome(CommandOutcome::Never);
     let run = probe(dir.path(), &cfg, "reboot", &[]).await?;
     assert_eq!(run.last("reboot").outcome, "timeout", "{}", run.stdout);
-    assert!(run.last("reboot").error.contains("running"), "{}", run.stdout);
+    assert!(
+        run.last("reboot").error.contains("running"),
+        "{}",
+        run.stdout
+    );
 
     // Without status_url, the Location of the answer is polled.
-    portal.faults().set_command_outcome(CommandOutcome::Executed);
+    portal
+        .faults()
+        .set_command_outcome(CommandOutcome::Executed);
     let cfg = config(
         dir.path(),
-        &command(&portal).replace(&format!("status_url = \"{}\"\n", portal.url("/api/commands/{id}")), ""),
+        &command(&portal).replace(
+            &format!("status_url = \"{}\"\n", portal.url("/api/commands/{id}")),
+            "",
+        ),
     );
     let run = probe(dir.path(), &cfg, "reboot", &[]).await?;
     assert_eq!(run.last("reboot").outcome, "ok", "{}", run.stdout);

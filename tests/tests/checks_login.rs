@@ -14,7 +14,11 @@ const SECRETS: &[(&str, &str)] = &[
 ];
 
 fn login(name: &str, flow: &str, portal: &Portal, user: &str, extra: &str) -> String {
-    let pw = if user == "bob" { "OUTPOST_T_BOB" } else { "OUTPOST_T_ALICE" };
+    let pw = if user == "bob" {
+        "OUTPOST_T_BOB"
+    } else {
+        "OUTPOST_T_ALICE"
+    };
     format!(
         r#"
 [[check]]
@@ -59,14 +63,24 @@ async fn oidc_form_login_with_consent_then_refresh_then_pages_use_the_session() 
     let dir = tempfile::tempdir()?;
     let portal = Portal::start().await?;
     portal.faults().set_consent_required(true);
-    let checks = login("portal-login", "authorization_code", &portal, "alice", "scope = \"openid profile\"")
-        + &app_page("app-devices", "portal-login", &portal, "devices");
+    let checks = login(
+        "portal-login",
+        "authorization_code",
+        &portal,
+        "alice",
+        "scope = \"openid profile\"",
+    ) + &app_page("app-devices", "portal-login", &portal, "devices");
     let cfg = config(dir.path(), &checks);
 
     let run = probe(dir.path(), &cfg, "app-devices", SECRETS).await?;
     assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
     assert_eq!(run.last("portal-login").outcome, "ok", "{}", run.stdout);
-    assert_eq!(run.last("portal-login.refresh").outcome, "ok", "{}", run.stdout);
+    assert_eq!(
+        run.last("portal-login.refresh").outcome,
+        "ok",
+        "{}",
+        run.stdout
+    );
     assert_eq!(run.last("app-devices").outcome, "ok", "{}", run.stdout);
     assert!(run.stdout.contains("live session held"), "{}", run.stdout);
     // The form was really used: the login page, the consent page and the
@@ -87,8 +101,10 @@ async fn password_and_client_credentials_grants() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let portal = Portal::start().await?;
     let checks = login("pw-login", "password", &portal, "alice", "")
-        + &login("cc-login", "client_credentials", &portal, "alice", "")
-            .replace("username = \"alice\"\npassword_env = \"OUTPOST_T_ALICE\"\n", "")
+        + &login("cc-login", "client_credentials", &portal, "alice", "").replace(
+            "username = \"alice\"\npassword_env = \"OUTPOST_T_ALICE\"\n",
+            "",
+        )
         + &app_page("app-home", "cc-login", &portal, "home");
     let cfg = config(dir.path(), &checks);
 
@@ -114,7 +130,13 @@ async fn forbidden_user_is_access_denied_not_failed() -> Result<()> {
     portal.faults().set_forbidden_user("bob");
     let checks = login("bob-login", "password", &portal, "bob", "")
         + &app_page("app-alerts", "bob-login", &portal, "alerts");
-    let run = probe(dir.path(), &config(dir.path(), &checks), "app-alerts", SECRETS).await?;
+    let run = probe(
+        dir.path(),
+        &config(dir.path(), &checks),
+        "app-alerts",
+        SECRETS,
+    )
+    .await?;
     assert_eq!(run.code, Some(1));
     assert_eq!(run.last("bob-login").outcome, "ok", "{}", run.stdout);
     let page = run.last("app-alerts");
@@ -137,8 +159,15 @@ async fn wrong_password_is_failed_for_both_password_and_form_login() -> Result<(
     let pw = probe(dir.path(), &cfg, "pw-login", SECRETS).await?;
     assert_eq!(pw.code, Some(1));
     assert_eq!(pw.last("pw-login").outcome, "failed");
-    assert!(pw.last("pw-login").error.contains("invalid_grant"), "{}", pw.stdout);
-    assert!(pw.of("pw-login.refresh").is_empty(), "no refresh after a failed login");
+    assert!(
+        pw.last("pw-login").error.contains("invalid_grant"),
+        "{}",
+        pw.stdout
+    );
+    assert!(
+        pw.of("pw-login.refresh").is_empty(),
+        "no refresh after a failed login"
+    );
 
     // A page whose login fails reports the login's failure.
     let form = probe(dir.path(), &cfg, "app-home", SECRETS).await?;
@@ -192,7 +221,13 @@ password_file = "{}"
     assert_eq!(run.last("down").outcome, "unreachable", "{}", run.stdout);
     let run = probe(dir.path(), &cfg, "nosecret", SECRETS).await?;
     assert_eq!(run.last("nosecret").outcome, "failed");
-    assert!(run.last("nosecret").error.contains("cannot read secret file"), "{}", run.stdout);
+    assert!(
+        run.last("nosecret")
+            .error
+            .contains("cannot read secret file"),
+        "{}",
+        run.stdout
+    );
     Ok(())
 }
 

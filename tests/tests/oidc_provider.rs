@@ -50,16 +50,26 @@ body_contains = ['"sub":"alice"']
 async fn probe_logs_in_refreshes_and_uses_the_session_at_a_real_provider() -> Result<()> {
     let provider = OidcProvider::start().await?;
     let dir = tempfile::tempdir()?;
-    let cfg = config(dir.path(), &checks(&provider.issuer, "OUTPOST_T_PASSWORD", ""));
+    let cfg = config(
+        dir.path(),
+        &checks(&provider.issuer, "OUTPOST_T_PASSWORD", ""),
+    );
 
     let run = probe(dir.path(), &cfg, "idp-userinfo", SECRETS).await?;
     assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
     let login = run.last("idp-login");
     assert_eq!(login.outcome, "ok", "{}", run.stdout);
     assert_eq!(login.kind, "login");
-    assert_eq!(run.last("idp-login.refresh").outcome, "ok", "{}", run.stdout);
+    assert_eq!(
+        run.last("idp-login.refresh").outcome,
+        "ok",
+        "{}",
+        run.stdout
+    );
     assert_eq!(run.last("idp-userinfo").outcome, "ok", "{}", run.stdout);
-    assert!(run.stdout.contains("session:      login idp-login (live session held"));
+    assert!(run
+        .stdout
+        .contains("session:      login idp-login (live session held"));
     for (_, secret) in SECRETS {
         assert!(!run.stdout.contains(secret) && !run.stderr.contains(secret));
     }
@@ -97,7 +107,10 @@ async fn id_token_signature_is_checked_against_the_jwks() -> Result<()> {
     let dir = tempfile::tempdir()?;
     // A JWKS without the provider's key: the RS256 signature cannot verify.
     let extra = format!("jwks_url = \"{}\"", portal.url("/jwks"));
-    let cfg = config(dir.path(), &checks(&provider.issuer, "OUTPOST_T_PASSWORD", &extra));
+    let cfg = config(
+        dir.path(),
+        &checks(&provider.issuer, "OUTPOST_T_PASSWORD", &extra),
+    );
     let run = probe(dir.path(), &cfg, "idp-login", SECRETS).await?;
     let login = run.last("idp-login");
     assert_eq!(login.outcome, "failed", "{}", run.stdout);

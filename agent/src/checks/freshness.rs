@@ -70,7 +70,7 @@ pub enum ValueOf {
 #[derive(Debug, Clone)]
 pub enum Target {
     Json {
-        request: Request,
+        request: Box<Request>,
         select: Select,
         format: Format,
     },
@@ -165,7 +165,7 @@ pub fn validate(
                 http::HeaderValue::from_static("application/json"),
             );
             Target::Json {
-                request,
+                request: Box::new(request),
                 select,
                 format,
             }

@@ -151,7 +151,7 @@ fn default_path(url: &Uri) -> String {
 /// Whether an `Expires` date is clearly in the past (year before 2000, the
 /// shape servers use to delete a cookie: `Thu, 01 Jan 1970 00:00:00 GMT`).
 fn expires_in_past(v: &str) -> bool {
-    v.split(|c: char| c == ' ' || c == '-')
+    v.split([' ', '-'])
         .filter_map(|w| w.parse::<u32>().ok())
         .any(|n| (1000..2000).contains(&n))
 }
@@ -174,8 +174,14 @@ mod tests {
             jar.header_for(&u(url))
                 .map(|v| v.to_str().unwrap().to_string())
         }
-        assert_eq!(h_of(&jar, "http://id.example/auth/x").as_deref(), Some("a=1; b=2"));
-        assert_eq!(h_of(&jar, "https://id.example/other").as_deref(), Some("c=3"));
+        assert_eq!(
+            h_of(&jar, "http://id.example/auth/x").as_deref(),
+            Some("a=1; b=2")
+        );
+        assert_eq!(
+            h_of(&jar, "https://id.example/other").as_deref(),
+            Some("c=3")
+        );
         assert_eq!(h_of(&jar, "http://id.example/authz"), None);
         assert_eq!(h_of(&jar, "http://other.example/auth/x"), None);
         jar.store(
