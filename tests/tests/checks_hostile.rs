@@ -167,12 +167,13 @@ async fn login_pages_without_password_field_loops_and_stalls() -> Result<()> {
     );
     portal.faults().clear_path("/authorize");
 
-    portal.faults().set_slowloris("/oauth/token", true);
+    // The login page trickles one byte per second: cut at the timeout.
+    portal.faults().set_slowloris("/login", true);
     let run = probe(dir.path(), &cfg, "form-login", SECRETS).await?;
     let (outcome, error) = verdict(&run, "form-login");
     assert_eq!(outcome, "timeout", "{error}");
     assert!(run.elapsed < Duration::from_secs(7), "{:?}", run.elapsed);
-    portal.faults().clear_path("/oauth/token");
+    portal.faults().clear_path("/login");
 
     portal
         .faults()

@@ -151,14 +151,24 @@ async fn wrong_password_is_failed_for_both_password_and_form_login() -> Result<(
     let dir = tempfile::tempdir()?;
     let portal = Portal::start().await?;
     portal.faults().set_wrong_password_always(true);
-    let checks = login("pw-login", "password", &portal, "alice", "")
-        + &login("form-login", "authorization_code", &portal, "alice", "")
+    let checks = login("pw-login", "password", &portal, "alice", "").replace(
+        "module = \"identity\"",
+        "module = \"identity\"\nconfirm_failures = true",
+    ) + &login("form-login", "authorization_code", &portal, "alice", "")
         + &app_page("app-home", "form-login", &portal, "home");
     let cfg = config(dir.path(), &checks);
 
     let pw = probe(dir.path(), &cfg, "pw-login", SECRETS).await?;
     assert_eq!(pw.code, Some(1));
-    assert_eq!(pw.last("pw-login").outcome, "failed");
+    // Confirmed: the failed login ran once more at once; both are kept.
+    let runs = pw.of("pw-login");
+    assert_eq!(runs.len(), 2, "{}", pw.stdout);
+    assert!(runs.iter().all(|r| r.outcome == "failed"));
+    assert!(
+        pw.stdout.contains("failed (confirmation run)"),
+        "{}",
+        pw.stdout
+    );
     assert!(
         pw.last("pw-login").error.contains("invalid_grant"),
         "{}",
