@@ -455,6 +455,13 @@ where
                 phase: "first byte",
             })
         }
+        // The connection task is cut at the same deadline: a connection
+        // closed at (or after) the deadline is the deadline's doing.
+        Ok(Err(_)) if Instant::now() >= deadline => {
+            return Err(HttpError::Timeout {
+                phase: "first byte",
+            })
+        }
         Ok(Err(e)) => return Err(HttpError::Protocol(e.to_string())),
         Ok(Ok(r)) => r,
     };
@@ -473,6 +480,9 @@ async fn read_bounded(
         let frame = match timeout_at(deadline, body.frame()).await {
             Err(_) => return Err(HttpError::Timeout { phase: "body" }),
             Ok(None) => break,
+            Ok(Some(Err(_))) if Instant::now() >= deadline => {
+                return Err(HttpError::Timeout { phase: "body" })
+            }
             Ok(Some(Err(e))) => return Err(HttpError::Protocol(e.to_string())),
             Ok(Some(Ok(f))) => f,
         };

@@ -46,7 +46,7 @@ async fn huge_body_slowloris_and_redirect_loop() -> Result<()> {
 
     let run = probe(dir.path(), &cfg, "slowloris", &[]).await?;
     let (outcome, error) = verdict(&run, "slowloris");
-    assert_eq!(outcome, "timeout");
+    assert_eq!(outcome, "timeout", "{error}");
     assert!(error.contains("body"), "{error}");
     assert!(
         run.elapsed < Duration::from_secs(6),
