@@ -121,8 +121,13 @@ pending_every = "1s"
     );
     assert_eq!(portal.hits("/login"), 0, "never sent to the login page");
     // The report: pending results (in sequence order) before the final.
+    // (One per second of waiting: two, unless a slow machine skipped the
+    // polls between 2.0 s and the ready time at 2.5 s.)
     let report = of("report");
-    assert_eq!(report, ["pending", "pending", "ok"], "{report:?}");
+    let (last, pending) = report.split_last().expect("report results");
+    assert_eq!(last, "ok", "{report:?}");
+    assert!((1..=2).contains(&pending.len()), "{report:?}");
+    assert!(pending.iter().all(|o| o == "pending"), "{report:?}");
     collector.stop().await?;
     portal.shutdown().await;
     Ok(())

@@ -69,16 +69,21 @@ async fn slow_report_records_pending_results_then_degraded() -> Result<()> {
     .await?;
     let all = run.of("report");
     let outcomes: Vec<&str> = all.iter().map(|r| r.outcome.as_str()).collect();
-    // One pending result per second of waiting, then the final one.
-    assert_eq!(
-        outcomes,
-        ["pending", "pending", "degraded"],
-        "{}",
-        run.stdout
+    // One pending result per second of waiting (two, unless a slow machine
+    // skipped every poll between 2.0 s and the ready time at 2.6 s), then
+    // the final one, in order, with growing values.
+    let (last, pending) = all.split_last().expect("report results");
+    assert_eq!(last.outcome, "degraded", "{}", run.stdout);
+    assert!((1..=2).contains(&pending.len()), "{outcomes:?}");
+    assert!(
+        pending.iter().all(|r| r.outcome == "pending"),
+        "{outcomes:?}"
     );
-    assert!(all[0].value.unwrap_or(0.0) >= 1.0 && all[1].value.unwrap_or(0.0) >= 2.0);
-    assert!(all[2].value.unwrap_or(0.0) >= 2.6, "{}", run.stdout);
-    assert!(all[2].error.contains("bound"), "{}", run.stdout);
+    for (i, p) in pending.iter().enumerate() {
+        assert!(p.value.unwrap_or(0.0) >= (i + 1) as f64, "{}", run.stdout);
+    }
+    assert!(last.value.unwrap_or(0.0) >= 2.6, "{}", run.stdout);
+    assert!(last.error.contains("bound"), "{}", run.stdout);
     portal.shutdown().await;
     Ok(())
 }
