@@ -27,6 +27,7 @@ pub mod login;
 pub mod page;
 pub mod poll;
 pub mod report;
+pub mod timestamp;
 
 use std::future::Future;
 use std::ops::Range;
