@@ -105,8 +105,14 @@ pub(crate) struct RawCheck {
     /// Re-run a failed run once at once to tell a blip from an outage.
     #[serde(default)]
     confirm_failures: bool,
-    // One table per kind; exactly one must be present.
+    // One table per kind; exactly one must be present. `login` is either
+    // the kind table `[check.login]` or `login = "NAME"`, the login check
+    // whose session this check uses.
     page: Option<Spanned<checks::page::RawPage>>,
+    login: Option<Spanned<checks::login::LoginField>>,
+    report: Option<Spanned<checks::report::RawReport>>,
+    freshness: Option<Spanned<checks::freshness::RawFreshness>>,
+    command: Option<Spanned<checks::command::RawCommand>>,
 }
 
 // ---------------------------------------------------------- validated ----
@@ -188,6 +194,8 @@ pub struct CheckSpec {
     /// `module`, `objective` and free labels, merged.
     pub labels: BTreeMap<String, String>,
     pub confirm_failures: bool,
+    /// The login check whose shared session this check uses.
+    pub login: Option<String>,
     pub kind: CheckKind,
 }
 
@@ -250,9 +258,13 @@ fn validate(src: &Source<'_>, raw: RawConfig) -> Result<Config, ConfigError> {
     }
     let mut checks = Vec::with_capacity(raw.checks.len());
     let mut names = std::collections::HashSet::new();
+    let mut login_refs = Vec::new();
     for check in raw.checks {
         let span = check.span();
-        let spec = validate_check(src, span, check.into_inner())?;
+        let (spec, login_ref) = validate_check(src, span, check.into_inner())?;
+        if let Some(r) = login_ref {
+            login_refs.push((spec.name.clone(), r));
+        }
         if !names.insert(spec.name.clone()) {
             return Err(src.error(
                 0..0,
@@ -262,6 +274,7 @@ fn validate(src: &Source<'_>, raw: RawConfig) -> Result<Config, ConfigError> {
         }
         checks.push(spec);
     }
+    validate_login_refs(src, &checks, login_refs)?;
 
     Ok(Config {
         agent: AgentSettings {
@@ -396,11 +409,42 @@ fn validate_collector(
     })
 }
 
+/// Every `login = "NAME"` must name a `login` check of this config.
+fn validate_login_refs(
+    src: &Source<'_>,
+    checks: &[CheckSpec],
+    refs: Vec<(String, Spanned<String>)>,
+) -> Result<(), ConfigError> {
+    let logins: Vec<&str> = checks
+        .iter()
+        .filter(|c| matches!(c.kind, CheckKind::Login(_)))
+        .map(|c| c.name.as_str())
+        .collect();
+    for (check, r) in refs {
+        if !logins.contains(&r.get_ref().as_str()) {
+            return Err(src.error(
+                r.span(),
+                format!(
+                    "check {check:?} names login {:?}, but no login check has that name",
+                    r.get_ref()
+                ),
+                if logins.is_empty() {
+                    "add a [[check]] with a [check.login] table of that name, or remove `login`"
+                        .to_string()
+                } else {
+                    format!("use one of: {}", logins.join(", "))
+                },
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn validate_check(
     src: &Source<'_>,
     span: Range<usize>,
     raw: RawCheck,
-) -> Result<CheckSpec, ConfigError> {
+) -> Result<(CheckSpec, Option<Spanned<String>>), ConfigError> {
     let name = raw.name.get_ref().trim().to_string();
     if !valid_id(&name) {
         return Err(src.error(
@@ -452,17 +496,37 @@ fn validate_check(
             labels.insert(key.to_string(), value);
         }
     }
-    let kinds = checks::RawKinds { page: raw.page };
+    let (login_table, login_ref) = checks::login::split_field(raw.login);
+    let kinds = checks::RawKinds {
+        page: raw.page,
+        login: login_table,
+        report: raw.report,
+        freshness: raw.freshness,
+        command: raw.command,
+    };
     let kind = checks::validate_kind(src, span, &name, timeout, kinds)?;
-    Ok(CheckSpec {
-        name,
-        interval,
-        timeout,
-        jitter,
-        labels,
-        confirm_failures: raw.confirm_failures,
-        kind,
-    })
+    if let Some(r) = &login_ref {
+        if !kind.takes_login() {
+            return Err(src.error(
+                r.span(),
+                format!("a {} check cannot use a login", kind.name()),
+                "remove `login`: only page, report, command and HTTP freshness checks send a session",
+            ));
+        }
+    }
+    Ok((
+        CheckSpec {
+            name,
+            interval,
+            timeout,
+            jitter,
+            labels,
+            confirm_failures: raw.confirm_failures,
+            login: login_ref.as_ref().map(|r| r.get_ref().clone()),
+            kind,
+        },
+        login_ref,
+    ))
 }
 
 fn validate_labels(

@@ -60,6 +60,10 @@ pub struct Request {
     pub body: Bytes,
     pub max_body_bytes: usize,
     pub max_redirects: usize,
+    /// `false`: a 3xx answer is returned as the response (with its
+    /// `Location`), for callers that follow redirects themselves (the
+    /// login flow, which keeps a cookie jar between hops).
+    pub follow_redirects: bool,
 }
 
 impl Request {
@@ -72,8 +76,88 @@ impl Request {
             body: Bytes::new(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_redirects: DEFAULT_MAX_REDIRECTS,
+            follow_redirects: true,
         }
     }
+
+    /// A POST of `body` with `content_type` to `url`, default bounds.
+    pub fn post(url: Uri, content_type: &'static str, body: impl Into<Bytes>) -> Self {
+        let mut req = Request::get(url);
+        req.method = Method::POST;
+        req.body = body.into();
+        req.headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static(content_type),
+        );
+        req
+    }
+
+    /// A form POST (`application/x-www-form-urlencoded`) of `pairs`.
+    pub fn post_form<'a>(url: Uri, pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        Request::post(url, "application/x-www-form-urlencoded", encode_form(pairs))
+    }
+}
+
+/// Encodes pairs as `application/x-www-form-urlencoded`.
+pub fn encode_form<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+    let mut out = String::new();
+    for (k, v) in pairs {
+        if !out.is_empty() {
+            out.push('&');
+        }
+        percent_encode_into(&mut out, k);
+        out.push('=');
+        percent_encode_into(&mut out, v);
+    }
+    out
+}
+
+fn percent_encode_into(out: &mut String, s: &str) {
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
+                out.push(b as char)
+            }
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+}
+
+/// Decodes `a=b&c=d` (a query or form body); `+` is a space; invalid
+/// escapes are kept as they are. Pairs beyond `max` are ignored.
+pub fn decode_form(input: &str, max: usize) -> Vec<(String, String)> {
+    input
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .take(max)
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len()
+                && bytes[i + 1].is_ascii_hexdigit()
+                && bytes[i + 2].is_ascii_hexdigit() =>
+            {
+                let hex = |b: u8| (b as char).to_digit(16).unwrap_or(0) as u8;
+                out.push(hex(bytes[i + 1]) * 16 + hex(bytes[i + 2]));
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A complete response after redirects.
@@ -165,7 +249,7 @@ impl Client {
                 .await;
             match hop {
                 Err(e) => break Err(e),
-                Ok(resp) if resp.status.is_redirection() => {
+                Ok(resp) if resp.status.is_redirection() && req.follow_redirects => {
                     let Some(location) = resp.headers.get(http::header::LOCATION) else {
                         break Ok(finish(resp, url, redirects));
                     };
@@ -371,6 +455,13 @@ where
                 phase: "first byte",
             })
         }
+        // The connection task is cut at the same deadline: a connection
+        // closed at (or after) the deadline is the deadline's doing.
+        Ok(Err(_)) if Instant::now() >= deadline => {
+            return Err(HttpError::Timeout {
+                phase: "first byte",
+            })
+        }
         Ok(Err(e)) => return Err(HttpError::Protocol(e.to_string())),
         Ok(Ok(r)) => r,
     };
@@ -389,6 +480,9 @@ async fn read_bounded(
         let frame = match timeout_at(deadline, body.frame()).await {
             Err(_) => return Err(HttpError::Timeout { phase: "body" }),
             Ok(None) => break,
+            Ok(Some(Err(_))) if Instant::now() >= deadline => {
+                return Err(HttpError::Timeout { phase: "body" })
+            }
             Ok(Some(Err(e))) => return Err(HttpError::Protocol(e.to_string())),
             Ok(Some(Ok(f))) => f,
         };
@@ -465,6 +559,22 @@ mod tests {
         let other =
             resolve_location(&base, &HeaderValue::from_static("http://b.example/")).unwrap();
         assert_eq!(other.host(), Some("b.example"));
+    }
+
+    #[test]
+    fn form_encoding_round_trips() {
+        let enc = encode_form([("a b", "c&d=é"), ("x", "")]);
+        assert_eq!(enc, "a+b=c%26d%3D%C3%A9&x=");
+        let dec = decode_form(&enc, 10);
+        assert_eq!(
+            dec,
+            vec![("a b".into(), "c&d=é".into()), ("x".into(), String::new())]
+        );
+        assert_eq!(
+            decode_form("a=%zz%4", 10),
+            vec![("a".into(), "%zz%4".into())]
+        );
+        assert_eq!(decode_form("a=1&b=2&c=3", 2).len(), 2);
     }
 
     #[test]

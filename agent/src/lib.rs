@@ -10,7 +10,8 @@
 //! ```
 //!
 //! * [`config`] validates everything before anything starts.
-//! * [`schedule`] runs checks; [`checks`] holds one module per kind.
+//! * [`schedule`] runs checks; [`checks`] holds one module per kind;
+//!   [`session`] shares each login's session with the checks naming it.
 //! * [`recorder`] is the only writer of the [`buffer`], which is the only
 //!   code that touches sled. A result is *produced* once it is flushed.
 //! * [`transport`] streams the buffer to the collector and deletes what the
@@ -31,6 +32,7 @@ pub mod recorder;
 pub mod result;
 pub mod schedule;
 pub mod seal;
+pub mod session;
 pub mod signal;
 pub mod tls_cert;
 pub mod transport;

@@ -142,15 +142,43 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             };
             runtime.block_on(async {
-                let check = spec.kind.build();
+                // A check naming a login runs that login first (printed
+                // too): it obtains the session the check then uses.
+                let sessions = outpost_agent::session::Sessions::new(&cfg.checks);
+                let login = spec
+                    .login
+                    .as_deref()
+                    .and_then(|l| cfg.checks.iter().find(|c| c.name == l));
                 let token = tokio_util::sync::CancellationToken::new();
                 let client = outpost_agent::http::Client::new();
                 let mut all_ok = true;
-                for r in
-                    schedule::run_with_confirmation(spec, check.as_ref(), &client, &token).await
-                {
-                    all_ok &= r.outcome.is_ok();
-                    print_result(&r);
+                let mut first = true;
+                for s in login.into_iter().chain(std::iter::once(spec)) {
+                    let check = outpost_agent::checks::build(s, &sessions);
+                    for r in
+                        schedule::run_with_confirmation(s, check.as_ref(), &client, &token).await
+                    {
+                        all_ok &= r.outcome.is_ok();
+                        if !first {
+                            println!();
+                        }
+                        first = false;
+                        print_result(&r);
+                    }
+                    if let Some(name) = s.login.as_deref() {
+                        let held = match sessions.slot(name) {
+                            Some(slot) => slot.has_session().await,
+                            None => false,
+                        };
+                        println!(
+                            "session:      login {name} ({})",
+                            if held {
+                                "live session held, re-used until it nears expiry"
+                            } else {
+                                "no live session"
+                            }
+                        );
+                    }
                 }
                 if all_ok {
                     ExitCode::SUCCESS

@@ -8,7 +8,10 @@
 //! run is bounded by the check's timeout (the check itself honours the
 //! deadline; the scheduler cuts it off 1 s later regardless and records a
 //! `timeout`). A failed run is re-run once at once when
-//! `confirm_failures` is set; both results are kept.
+//! `confirm_failures` is set; both results are kept. A run's related
+//! results (a login's `.refresh`, a report's `pending` polls) are recorded
+//! with it, ordered by when they ended; confirmation looks at the main
+//! result only.
 
 use std::time::{Duration, SystemTime};
 
@@ -17,26 +20,29 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::checks::{Check, Observation, RunContext};
+use crate::checks::{self, Check, Observation, RunContext};
 use crate::config::CheckSpec;
 use crate::http;
 use crate::result::{CheckResult, Outcome};
+use crate::session::Sessions;
 
 /// Grace the scheduler gives a check past its own deadline.
 const HARD_CUTOFF_GRACE: Duration = Duration::from_secs(1);
 
-/// Spawns one task per check on `tracker`.
+/// Spawns one task per check on `tracker`. Checks naming a login share
+/// that login's session slot (one [`Sessions`] for all of them).
 pub fn spawn(
-    checks: Vec<CheckSpec>,
+    specs: Vec<CheckSpec>,
     client: http::Client,
     sink: mpsc::Sender<CheckResult>,
     shutdown: CancellationToken,
     tracker: &TaskTracker,
 ) {
-    for spec in checks {
+    let sessions = Sessions::new(&specs);
+    for spec in specs {
         let (client, sink, shutdown) = (client.clone(), sink.clone(), shutdown.clone());
+        let check = checks::build(&spec, &sessions);
         tracker.spawn(async move {
-            let check = spec.kind.build();
             let spread = spec.interval.mul_f64(spec.jitter * rand::random::<f64>());
             tokio::select! {
                 _ = tokio::time::sleep(spread) => {}
@@ -73,31 +79,33 @@ pub async fn run_with_confirmation(
     shutdown: &CancellationToken,
 ) -> Vec<CheckResult> {
     let mut out = Vec::with_capacity(2);
-    let Some(first) = run_once(spec, check, client, shutdown, false).await else {
+    let Some((outcome, first)) = run_once(spec, check, client, shutdown, false).await else {
         return out;
     };
     let confirm = spec.confirm_failures
         && matches!(
-            first.outcome,
+            outcome,
             Outcome::Failed | Outcome::Timeout | Outcome::Unreachable
         );
-    out.push(first);
+    out.extend(first);
     if confirm {
-        if let Some(second) = run_once(spec, check, client, shutdown, true).await {
-            out.push(second);
+        if let Some((_, second)) = run_once(spec, check, client, shutdown, true).await {
+            out.extend(second);
         }
     }
     out
 }
 
-/// Runs `check` once under its timeout. `None` when shutdown came first.
+/// Runs `check` once under its timeout: the main result's outcome and
+/// every result of the run in the order they ended. `None` when shutdown
+/// came first.
 pub async fn run_once(
     spec: &CheckSpec,
     check: &dyn Check,
     client: &http::Client,
     shutdown: &CancellationToken,
     confirmation: bool,
-) -> Option<CheckResult> {
+) -> Option<(Outcome, Vec<CheckResult>)> {
     let started = SystemTime::now();
     let t0 = Instant::now();
     let ctx = RunContext {
@@ -114,20 +122,35 @@ pub async fn run_once(
             format!("no answer within {} ms", spec.timeout.as_millis()),
         )
     });
-    let duration = t0.elapsed();
-    tracing::debug!(check = %spec.name, outcome = %obs.outcome, ms = duration.as_millis() as u64, "check ran");
-    Some(CheckResult {
-        check: spec.name.clone(),
+    let wall = t0.elapsed();
+    tracing::debug!(check = %spec.name, outcome = %obs.outcome, ms = wall.as_millis() as u64, "check ran");
+    let outcome = obs.outcome;
+    let mut related = obs.related.clone();
+    related.truncate(checks::MAX_RELATED);
+    let stamp = |suffix: &str, offset: Duration, duration: Duration, o: Observation| CheckResult {
+        check: format!("{}{suffix}", spec.name),
         kind: check.kind(),
         labels: spec.labels.clone(),
-        started,
+        started: started + offset,
         duration,
-        phases: obs.phases,
-        outcome: obs.outcome,
-        http_status: obs.http_status,
-        error: obs.error,
-        value: obs.value,
+        phases: o.phases,
+        outcome: o.outcome,
+        http_status: o.http_status,
+        error: o.error,
+        value: o.value,
         confirmation,
-        tls_cert_days_left: obs.tls_cert_days_left,
-    })
+        tls_cert_days_left: o.tls_cert_days_left,
+    };
+    let main_duration = obs.elapsed.unwrap_or(wall);
+    let mut timed: Vec<(Duration, CheckResult)> = Vec::with_capacity(1 + related.len());
+    timed.push((main_duration, stamp("", Duration::ZERO, main_duration, obs)));
+    for r in related {
+        timed.push((
+            r.offset + r.duration,
+            stamp(r.suffix, r.offset, r.duration, r.observation),
+        ));
+    }
+    // Stable: the main result stays first among equal end times.
+    timed.sort_by_key(|(end, _)| *end);
+    Some((outcome, timed.into_iter().map(|(_, r)| r).collect()))
 }

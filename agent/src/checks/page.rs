@@ -6,7 +6,13 @@
 //! look like a login page. A pass slower than `latency_bound` is
 //! `degraded`. The body is read up to `max_body_bytes`; larger is
 //! `failed`, never a big allocation.
+//!
+//! With `login = "NAME"` on the check, the request carries that login's
+//! shared session (bearer token and/or cookies, see [`crate::session`]);
+//! a 401/403 on a re-used session triggers one fresh login and retry, so
+//! `access_denied` always means "denied right after a successful login".
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::Uri;
@@ -16,8 +22,9 @@ use toml::Spanned;
 
 use super::{BoxFuture, Check, Observation, RunContext};
 use crate::config::{ConfigError, Source};
-use crate::http::{Request, Response, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_REDIRECTS};
+use crate::http::{Request, Response, DEFAULT_MAX_REDIRECTS};
 use crate::result::Outcome;
+use crate::session::Slot;
 
 /// The kind's name.
 pub const KIND: &str = "page";
@@ -120,17 +127,7 @@ pub fn validate(
             Some(d)
         }
     };
-    let max_body_bytes = match raw.max_body_bytes {
-        None => DEFAULT_MAX_BODY_BYTES,
-        Some(m) if (1..=MAX_BODY_LIMIT).contains(m.get_ref()) => *m.get_ref() as usize,
-        Some(m) => {
-            return Err(src.error(
-                m.span(),
-                format!("`max_body_bytes` must be 1..={MAX_BODY_LIMIT}"),
-                "write a bound such as 1048576 (1 MiB, the default)",
-            ))
-        }
-    };
+    let max_body_bytes = super::body_limit(src, raw.max_body_bytes.as_ref())?;
     let max_redirects = match raw.max_redirects {
         None => DEFAULT_MAX_REDIRECTS,
         Some(m) if *m.get_ref() <= 20 => *m.get_ref() as usize,
@@ -180,14 +177,19 @@ pub fn parse_http_url(src: &Source<'_>, raw: &Spanned<String>) -> Result<Uri, Co
 pub struct Page {
     spec: PageSpec,
     request: Request,
+    session: Option<Arc<Slot>>,
 }
 
 impl Page {
-    pub fn new(spec: PageSpec) -> Self {
+    pub fn new(spec: PageSpec, session: Option<Arc<Slot>>) -> Self {
         let mut request = Request::get(spec.url.clone());
         request.max_body_bytes = spec.max_body_bytes;
         request.max_redirects = spec.max_redirects;
-        Page { spec, request }
+        Page {
+            spec,
+            request,
+            session,
+        }
     }
 }
 
@@ -198,7 +200,11 @@ impl Check for Page {
 
     fn run<'a>(&'a self, ctx: &'a RunContext) -> BoxFuture<'a, Observation> {
         Box::pin(async move {
-            let exchange = ctx.http.send(&self.request, ctx.deadline).await;
+            let exchange =
+                match super::send_with_session(ctx, self.session.as_ref(), &self.request).await {
+                    Ok(e) => e,
+                    Err(login_failed) => return login_failed,
+                };
             match exchange.result {
                 Err(e) => Observation::from_http_error(&e, exchange.phases),
                 Ok(resp) => {
@@ -209,8 +215,8 @@ impl Check for Page {
                         phases: exchange.phases,
                         http_status: Some(resp.status.as_u16()),
                         error: crate::result::short_error(&error),
-                        value: None,
                         tls_cert_days_left: resp.tls_cert_days_left,
+                        ..Observation::bare(outcome, "")
                     }
                 }
             }

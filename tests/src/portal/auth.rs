@@ -842,6 +842,26 @@ fn id_token(issuer: &str, client_id: &str, sub: &str, nonce: Option<&str>, ttl: 
     format!("{signing_input}.{}", b64url(tag.as_ref()))
 }
 
+/// The login page with its password input turned into a text input (the
+/// `login_without_password` fault).
+pub async fn without_password_field(resp: Resp) -> Resp {
+    use http_body_util::BodyExt as _;
+    let (parts, body) = resp.into_parts();
+    let bytes = body
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&bytes).replace("type=\"password\"", "type=\"text\"");
+    let mut out = html(parts.status, text);
+    for (k, v) in &parts.headers {
+        if k != header::CONTENT_LENGTH && k != header::CONTENT_TYPE {
+            out.headers_mut().append(k.clone(), v.clone());
+        }
+    }
+    out
+}
+
 /// `GET /.well-known/openid-configuration`.
 pub fn discovery(issuer: &str) -> Resp {
     json(

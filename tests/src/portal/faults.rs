@@ -80,6 +80,9 @@ pub struct FaultState {
     pub wrong_password_always: bool,
     /// After the form login of an authorization-code flow, show `/consent`.
     pub consent_required: bool,
+    /// `/login` shows its forms without any password field (a broken or
+    /// unexpected login page).
+    pub login_without_password: bool,
     /// `expires_in` of access tokens, in seconds.
     pub token_ttl_secs: u64,
     /// Delay of `GET /portal/slow`, in milliseconds.
@@ -115,6 +118,7 @@ impl Default for FaultState {
             forbidden_users: BTreeSet::new(),
             wrong_password_always: false,
             consent_required: false,
+            login_without_password: false,
             token_ttl_secs: 300,
             slow_page_delay_ms: 1500,
             report_pending_ms: 3000,
@@ -157,6 +161,7 @@ pub struct FaultPatch {
     pub forbidden_users: Option<Vec<String>>,
     pub wrong_password_always: Option<bool>,
     pub consent_required: Option<bool>,
+    pub login_without_password: Option<bool>,
     pub token_ttl_secs: Option<u64>,
     pub slow_page_delay_ms: Option<u64>,
     pub report_pending_ms: Option<u64>,
@@ -277,6 +282,9 @@ impl Faults {
         }
         if let Some(v) = patch.consent_required {
             state.consent_required = v;
+        }
+        if let Some(v) = patch.login_without_password {
+            state.login_without_password = v;
         }
         if let Some(v) = patch.token_ttl_secs {
             state.token_ttl_secs = v.clamp(1, MAX_SWITCH_MS / 1000);
@@ -402,6 +410,11 @@ impl Faults {
     /// code flow (default off).
     pub fn set_consent_required(&self, on: bool) {
         self.lock().consent_required = on;
+    }
+
+    /// `/login` renders its forms without a password field (default off).
+    pub fn set_login_without_password(&self, on: bool) {
+        self.lock().login_without_password = on;
     }
 
     /// Lifetime of new access tokens (`expires_in`, default 300 s, min 1 s).

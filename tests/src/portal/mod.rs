@@ -85,6 +85,7 @@
 //! | [`Faults::set_forbidden_user`]`("bob")` / [`Faults::clear_forbidden_user`] | `forbidden_users` (replaces the set) | that user's tokens and sessions get 403 on `/app/*` |
 //! | [`Faults::set_wrong_password_always`]`(on)` | `wrong_password_always` | every password check fails (password grant: `invalid_grant`; form: "Invalid username or password.") |
 //! | [`Faults::set_consent_required`]`(on)` | `consent_required` | the code flow goes through `/consent` (default off) |
+//! | [`Faults::set_login_without_password`]`(on)` | `login_without_password` | `/login` renders the login form with its password input turned into a text input (a form without a password field; default off) |
 //! | [`Faults::set_token_ttl`]`(d)` | `token_ttl_secs` | `expires_in` of new access tokens and id_tokens (default 300) |
 //! | [`Faults::set_slow_page_delay`]`(d)` | `slow_page_delay_ms` | delay of `/portal/slow` (default 1500) |
 //! | [`Faults::set_report_pending_for`]`(d)` | `report_pending_ms` | pending time of new reports (default 3000); the setter also clears "forever" |
@@ -109,6 +110,7 @@
 //! {"paths":{"/portal/reports":{"status":503,"delay_ms":0,"huge_body":false,
 //!   "redirect_loop":false,"invalid_json":false,"slowloris":false}},
 //!  "forbidden_users":["bob"],"wrong_password_always":false,"consent_required":false,
+//!  "login_without_password":false,
 //!  "token_ttl_secs":300,"slow_page_delay_ms":1500,"report_pending_ms":3000,
 //!  "report_pending_forever":false,"telemetry_age_ms":5000,"stale_devices":0,
 //!  "stale_age_ms":3600000,"backup_age_ms":300000,"command_outcome":"executed",
@@ -645,7 +647,13 @@ async fn route(state: &Arc<State>, req: Request<Incoming>) -> anyhow::Result<Res
         ["app", module] => state.auth.app_page(&faults, headers, module),
         [".well-known", "openid-configuration"] => auth::discovery(&state.base),
         ["authorize"] => state.auth.authorize(rng, &faults, headers, query, tls)?,
-        ["login"] if is_get => state.auth.login_page(rng, headers, query, tls)?,
+        ["login"] if is_get => {
+            let mut resp = state.auth.login_page(rng, headers, query, tls)?;
+            if faults.login_without_password {
+                resp = auth::without_password_field(resp).await;
+            }
+            resp
+        }
         ["login"] => state.auth.login_submit(rng, &faults, headers, &body, tls)?,
         ["consent"] if is_get => state.auth.consent_page(headers),
         ["consent"] => state.auth.consent_submit(rng, headers, &body)?,
