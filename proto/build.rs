@@ -10,6 +10,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto/prometheus_remote.proto");
     tonic_prost_build::configure()
         .build_transport(false)
-        .compile_protos(&["proto/outpost.proto", "proto/prometheus_remote.proto"], &["proto"])?;
+        .compile_protos(
+            &["proto/outpost.proto", "proto/prometheus_remote.proto"],
+            &["proto"],
+        )?;
     Ok(())
 }

@@ -369,25 +369,53 @@ pub fn render(live: &Live) -> String {
 }
 
 fn render_remote_write(e: &mut Exposition, live: &Live) {
-    e.family("outpost_remote_write_samples_sent_total", "counter", "Samples accepted by a remote-write receiver.");
+    e.family(
+        "outpost_remote_write_samples_sent_total",
+        "counter",
+        "Samples accepted by a remote-write receiver.",
+    );
     for (name, s) in &live.remote_write {
-        e.sample("outpost_remote_write_samples_sent_total", &[("receiver", name)], s.samples_sent as f64);
+        e.sample(
+            "outpost_remote_write_samples_sent_total",
+            &[("receiver", name)],
+            s.samples_sent as f64,
+        );
     }
     e.family("outpost_remote_write_samples_dropped_total", "counter", "Samples not delivered to a receiver, by reason (queue_full, rejected, retries_exhausted, shutdown, encode_error).");
     for (name, s) in &live.remote_write {
         for (reason, n) in &s.samples_dropped {
-            e.sample("outpost_remote_write_samples_dropped_total", &[("receiver", name), ("reason", reason)], *n as f64);
+            e.sample(
+                "outpost_remote_write_samples_dropped_total",
+                &[("receiver", name), ("reason", reason)],
+                *n as f64,
+            );
         }
     }
-    e.family("outpost_remote_write_requests_total", "counter", "Remote-write requests by HTTP status (or error).");
+    e.family(
+        "outpost_remote_write_requests_total",
+        "counter",
+        "Remote-write requests by HTTP status (or error).",
+    );
     for (name, s) in &live.remote_write {
         for (code, n) in &s.requests {
-            e.sample("outpost_remote_write_requests_total", &[("receiver", name), ("code", code)], *n as f64);
+            e.sample(
+                "outpost_remote_write_requests_total",
+                &[("receiver", name), ("code", code)],
+                *n as f64,
+            );
         }
     }
-    e.family("outpost_remote_write_retries_total", "counter", "Remote-write requests retried after 5xx, 429 or a connection error.");
+    e.family(
+        "outpost_remote_write_retries_total",
+        "counter",
+        "Remote-write requests retried after 5xx, 429 or a connection error.",
+    );
     for (name, s) in &live.remote_write {
-        e.sample("outpost_remote_write_retries_total", &[("receiver", name)], s.retries as f64);
+        e.sample(
+            "outpost_remote_write_retries_total",
+            &[("receiver", name)],
+            s.retries as f64,
+        );
     }
 }
 

@@ -9,5 +9,5 @@
 pub mod harness;
 pub mod oidc;
 pub mod portal;
-pub mod prom;
 pub mod probe;
+pub mod prom;

@@ -25,14 +25,23 @@ pub fn samples_of(item: &Item) -> usize {
     2 + usize::from(item.record.value.is_some())
 }
 
-fn series(name: &str, base: &[(&str, &str)], external: &BTreeMap<String, String>, value: f64, ts: i64) -> pb::TimeSeries {
+fn series(
+    name: &str,
+    base: &[(&str, &str)],
+    external: &BTreeMap<String, String>,
+    value: f64,
+    ts: i64,
+) -> pb::TimeSeries {
     let mut labels: Vec<pb::Label> = Vec::with_capacity(base.len() + external.len() + 1);
     labels.push(pb::Label {
         name: "__name__".into(),
         value: name.into(),
     });
     for (k, v) in external {
-        labels.push(pb::Label { name: k.clone(), value: v.clone() });
+        labels.push(pb::Label {
+            name: k.clone(),
+            value: v.clone(),
+        });
     }
     for (k, v) in base {
         if !v.is_empty() {
@@ -46,7 +55,10 @@ fn series(name: &str, base: &[(&str, &str)], external: &BTreeMap<String, String>
     labels.dedup_by(|a, b| a.name == b.name);
     pb::TimeSeries {
         labels,
-        samples: vec![pb::Sample { value, timestamp: ts }],
+        samples: vec![pb::Sample {
+            value,
+            timestamp: ts,
+        }],
     }
 }
 
@@ -67,7 +79,13 @@ pub fn write_request(items: &[Item], external: &BTreeMap<String, String>) -> pb:
         let ts = r.started_unix_ms;
         let ok = f64::from(u8::from(r.outcome == Outcome::Ok));
         timeseries.push(series("outpost_probe_success", &base, external, ok, ts));
-        timeseries.push(series("outpost_probe_duration_seconds", &base, external, r.duration_us as f64 / 1e6, ts));
+        timeseries.push(series(
+            "outpost_probe_duration_seconds",
+            &base,
+            external,
+            r.duration_us as f64 / 1e6,
+            ts,
+        ));
         if let Some(v) = r.value {
             timeseries.push(series("outpost_probe_value", &base, external, v, ts));
         }

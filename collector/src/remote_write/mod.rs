@@ -79,14 +79,26 @@ fn with_stats(live: &Mutex<Live>, name: &str, f: impl FnOnce(&mut Stats)) {
 
 fn count_dropped(live: &Mutex<Live>, name: &str, reason: &'static str, n: u64) {
     if n > 0 {
-        tracing::warn!(receiver = name, reason, samples = n, "remote write dropped samples");
+        tracing::warn!(
+            receiver = name,
+            reason,
+            samples = n,
+            "remote write dropped samples"
+        );
     }
-    with_stats(live, name, |s| *s.samples_dropped.entry(reason).or_insert(0) += n);
+    with_stats(live, name, |s| {
+        *s.samples_dropped.entry(reason).or_insert(0) += n
+    });
 }
 
 /// Starts the task for `receiver`; it ends at `shutdown` (samples still
 /// queued then are counted as dropped, reason `shutdown`).
-pub fn spawn(receiver: Receiver, live: Arc<Mutex<Live>>, shutdown: CancellationToken, tracker: &tokio_util::task::TaskTracker) -> Handle {
+pub fn spawn(
+    receiver: Receiver,
+    live: Arc<Mutex<Live>>,
+    shutdown: CancellationToken,
+    tracker: &tokio_util::task::TaskTracker,
+) -> Handle {
     let (tx, rx) = mpsc::channel(receiver.queue_groups.max(1));
     with_stats(&live, &receiver.name, |_| {});
     let handle = Handle {
@@ -98,7 +110,12 @@ pub fn spawn(receiver: Receiver, live: Arc<Mutex<Live>>, shutdown: CancellationT
     handle
 }
 
-async fn run(receiver: Receiver, mut rx: mpsc::Receiver<Vec<Item>>, live: Arc<Mutex<Live>>, shutdown: CancellationToken) {
+async fn run(
+    receiver: Receiver,
+    mut rx: mpsc::Receiver<Vec<Item>>,
+    live: Arc<Mutex<Live>>,
+    shutdown: CancellationToken,
+) {
     let client = http_post::Client::new();
     let mut pending: Vec<Item> = Vec::new();
     loop {
@@ -111,7 +128,8 @@ async fn run(receiver: Receiver, mut rx: mpsc::Receiver<Vec<Item>>, live: Arc<Mu
                 },
             }
         }
-        while pending.iter().map(encode::samples_of).sum::<usize>() < receiver.max_samples_per_send {
+        while pending.iter().map(encode::samples_of).sum::<usize>() < receiver.max_samples_per_send
+        {
             match rx.try_recv() {
                 Ok(g) => pending.extend(g),
                 Err(_) => break,
@@ -168,12 +186,21 @@ async fn send_with_retries(
     let mut backoff = Duration::from_millis(250);
     let mut attempt = 0u32;
     loop {
-        let result = client.post(&receiver.url, body.clone(), token.as_deref(), receiver.timeout).await;
+        let result = client
+            .post(
+                &receiver.url,
+                body.clone(),
+                token.as_deref(),
+                receiver.timeout,
+            )
+            .await;
         let code = match &result {
             Ok((status, _)) => status.as_u16().to_string(),
             Err(_) => "error".to_string(),
         };
-        with_stats(live, &receiver.name, |s| *s.requests.entry(code).or_insert(0) += 1);
+        with_stats(live, &receiver.name, |s| {
+            *s.requests.entry(code).or_insert(0) += 1
+        });
         let retry = match result {
             Ok((status, _)) if status.is_success() => {
                 with_stats(live, &receiver.name, |s| s.samples_sent += samples);
