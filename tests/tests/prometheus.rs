@@ -47,7 +47,7 @@ async fn promtool_is_clean_and_prometheus_scrapes_probe_series() -> Result<()> {
         "promtool check metrics complained:\n{out}"
     );
 
-    let prom = Prometheus::start(&[collector.http.clone()], &[], "").await?;
+    let prom = Prometheus::start(std::slice::from_ref(&collector.http), &[], "").await?;
     let home = eventually(
         Duration::from_secs(60),
         "outpost_probe_success for home in Prometheus",
