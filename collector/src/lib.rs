@@ -17,10 +17,13 @@
 //! * [`live`] is the in-memory view the outputs read; [`metrics`] owns
 //!   every metric name; [`http`] serves.
 //!
-//! Shutdown is a parameter of [`run`].
+//! Shutdown is a parameter of [`run`]. [`run_with`] also tells systemd
+//! (`outpost-sd-notify`): `READY=1` once the store is open and the servers
+//! run, `WATCHDOG=1` from the main loop, `STOPPING=1` at shutdown.
 
 #![forbid(unsafe_code)]
 
+pub mod cli;
 pub mod codec;
 pub mod config;
 pub mod http;
@@ -36,6 +39,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use outpost_sd_notify::Notifier;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
@@ -63,6 +67,17 @@ pub async fn run(
     grpc: TcpListener,
     http: TcpListener,
     shutdown: impl Future<Output = ()>,
+) -> Result<(), RunError> {
+    run_with(config, grpc, http, shutdown, Notifier::disabled()).await
+}
+
+/// [`run`], telling the service manager through `notifier`.
+pub async fn run_with(
+    config: Config,
+    grpc: TcpListener,
+    http: TcpListener,
+    shutdown: impl Future<Output = ()>,
+    notifier: Notifier,
 ) -> Result<(), RunError> {
     let store = store::Store::open(&config.store_path)?;
     let live = Arc::new(Mutex::new(Live::new(config.max_series_per_agent)));
@@ -113,7 +128,17 @@ pub async fn run(
     });
     tasks.close();
 
-    shutdown.await;
+    // -- systemd: ready now, watchdog from this loop (issue #8) --
+    sd_notify(&notifier, notifier.ready("ingesting"));
+    let mut watchdog = notifier.watchdog_interval().map(tokio::time::interval);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = watchdog_tick(&mut watchdog) => sd_notify(&notifier, notifier.watchdog()),
+        }
+    }
+    sd_notify(&notifier, notifier.stopping());
     tracing::info!("shutting down");
     token.cancel();
     sessions.close();
@@ -128,5 +153,22 @@ pub async fn run(
             tracing::error!(error = %e, "grpc server task failed");
             Ok(())
         }
+    }
+}
+
+/// Next watchdog tick; pending forever when no watchdog is armed.
+async fn watchdog_tick(watchdog: &mut Option<tokio::time::Interval>) {
+    match watchdog {
+        Some(iv) => {
+            iv.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Logs a failed notification; systemd notices the consequences itself.
+fn sd_notify(notifier: &Notifier, sent: Result<(), outpost_sd_notify::NotifyError>) {
+    if let Err(e) = sent {
+        tracing::warn!(error = %e, enabled = notifier.is_enabled(), "cannot notify the service manager");
     }
 }

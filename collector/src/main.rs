@@ -3,38 +3,11 @@
 //! and runs the library until SIGTERM/SIGINT.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
+use outpost_collector::cli::{Cli, Command};
 use outpost_collector::config::{self, Config};
-
-#[derive(Parser)]
-#[command(name = "outpost-collector", version, about = "Outpost collector")]
-struct Cli {
-    /// Config file; without it the embedded defaults apply.
-    #[arg(short, long, global = true)]
-    config: Option<PathBuf>,
-    /// Override [grpc] listen (e.g. 127.0.0.1:0 for any free port).
-    #[arg(long, global = true)]
-    grpc_listen: Option<SocketAddr>,
-    /// Override [http] listen.
-    #[arg(long, global = true)]
-    http_listen: Option<SocketAddr>,
-    /// Override [store] path.
-    #[arg(long, global = true)]
-    data_dir: Option<PathBuf>,
-    #[command(subcommand)]
-    command: Option<Command>,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Run the collector (the default).
-    Run,
-    /// Validate the config and exit (0 valid, 2 invalid).
-    CheckConfig,
-}
 
 fn load(cli: &Cli) -> Result<Config, config::ConfigError> {
     let mut cfg = match &cli.config {
@@ -113,7 +86,12 @@ fn main() -> ExitCode {
         // One machine-readable line for scripts and tests.
         println!("outpost-collector listening grpc={g} http={h}");
         tracing::info!(grpc = %g, http = %h, store = %cfg.store_path.display(), "collector running");
-        match outpost_collector::run(cfg, grpc, http, outpost_collector::signal::shutdown()).await {
+        let notifier = outpost_sd_notify::Notifier::from_env().unwrap_or_else(|e| {
+            tracing::error!(error = %e, "systemd notifications disabled");
+            outpost_sd_notify::Notifier::disabled()
+        });
+        let shutdown = outpost_collector::signal::shutdown();
+        match outpost_collector::run_with(cfg, grpc, http, shutdown, notifier).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: {e}");
