@@ -44,7 +44,7 @@ impl Service {
         tokio::spawn(async move {
             let mut reader = BufReader::new(pipe).lines();
             while let Ok(Some(line)) = reader.next_line().await {
-                let mut l = lines.lock().unwrap();
+                let mut l = lines.lock().unwrap_or_else(|p| p.into_inner());
                 if l.len() < 10_000 {
                     l.push(line);
                 }
@@ -69,13 +69,16 @@ impl Service {
     fn log_contains(&self, needle: &str) -> bool {
         self.stderr
             .lock()
-            .unwrap()
+            .unwrap_or_else(|p| p.into_inner())
             .iter()
             .any(|l| l.contains(needle))
     }
 
     fn log(&self) -> String {
-        self.stderr.lock().unwrap().join("\n")
+        self.stderr
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .join("\n")
     }
 
     async fn stop(mut self) -> Result<std::process::ExitStatus> {
