@@ -20,11 +20,20 @@
 //! Shutdown is a parameter: [`run`] takes a future; when it completes, the
 //! checks stop, the recorder flushes what it holds, the transport closes,
 //! and `run` returns once every task has ended.
+//!
+//! Reload ([`run_with`], SIGHUP in the binary): the config file is read and
+//! validated again; an invalid one is logged and the running config kept;
+//! a valid one replaces the check schedule only — the buffer, the recorder
+//! and the transport (with its collector connection) keep running, so a
+//! reload loses nothing. `[agent]`, `[buffer]` and `[collector]` changes
+//! need a restart and are logged as such. systemd hears `READY=1` once the
+//! tasks run, `WATCHDOG=1` from the main loop, `STOPPING=1` at shutdown.
 
 #![forbid(unsafe_code)]
 
 pub mod buffer;
 pub mod checks;
+pub mod cli;
 pub mod config;
 pub mod footprint;
 pub mod http;
@@ -38,8 +47,11 @@ pub mod tls_cert;
 pub mod transport;
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+
+use outpost_sd_notify::Notifier;
 
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
@@ -75,13 +87,54 @@ pub fn open_buffer(config: &Config) -> Result<Buffer, BufferError> {
 }
 
 /// Runs the agent until `shutdown` completes, then drains for at most
-/// `grace`.
+/// `grace`. No reloads, no service-manager notifications.
 pub async fn run(
     config: Config,
     buffer: Buffer,
     shutdown: impl Future<Output = ()>,
     grace: Duration,
 ) {
+    let options = RunOptions {
+        grace,
+        reload: None,
+        notifier: Notifier::disabled(),
+    };
+    run_with(config, buffer, shutdown, options).await;
+}
+
+/// How [`run_with`] runs besides its config: drain bound, reload source,
+/// and the line to systemd.
+pub struct RunOptions {
+    /// Longest drain after shutdown.
+    pub grace: Duration,
+    /// Where reload requests come from; `None`: never reload.
+    pub reload: Option<Reload>,
+    /// `READY=1` / `WATCHDOG=1` / `STOPPING=1` go here.
+    pub notifier: Notifier,
+}
+
+/// A reload source: each request re-reads `path`.
+pub struct Reload {
+    pub path: PathBuf,
+    pub requests: signal::Hangups,
+}
+
+/// Longest wait for the old check tasks to stop on a reload. They stop at
+/// once on cancellation; this only bounds a pathological case.
+const RELOAD_STOP_BOUND: Duration = Duration::from_secs(10);
+
+/// [`run`] with reloads and systemd notifications (see the module doc).
+pub async fn run_with(
+    config: Config,
+    buffer: Buffer,
+    shutdown: impl Future<Output = ()>,
+    options: RunOptions,
+) {
+    let RunOptions {
+        grace,
+        mut reload,
+        notifier,
+    } = options;
     let token = CancellationToken::new();
     let tracker = TaskTracker::new();
     let produced = Arc::new(Notify::new());
@@ -94,13 +147,8 @@ pub async fn run(
         produced.clone(),
         recorder_stats,
     ));
-    schedule::spawn(
-        config.checks.clone(),
-        http::Client::new(),
-        tx,
-        token.clone(),
-        &tracker,
-    );
+    let client = http::Client::new();
+    let mut checks = Schedule::start(&config, &client, &tx, &token);
     let progress = Arc::new(transport::Progress::default());
     tracker.spawn(transport::run(
         config.agent.clone(),
@@ -112,11 +160,35 @@ pub async fn run(
     ));
     tracker.close();
     tracing::info!(agent = %config.agent.id, checks = config.checks.len(), "agent running");
+    notify(
+        &notifier,
+        notifier.ready(&format!("probing {} checks", config.checks.len())),
+    );
 
-    shutdown.await;
+    let mut current = config;
+    let mut watchdog = notifier.watchdog_interval().map(tokio::time::interval);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            path = next_reload(&mut reload) => {
+                if let Some(next) = reload_config(&path, &current, &notifier) {
+                    checks.stop().await;
+                    checks = Schedule::start(&next, &client, &tx, &token);
+                    tracing::info!(path = %path.display(), checks = next.checks.len(), "config reloaded; check schedule restarted, buffer and transport kept");
+                    notify(&notifier, notifier.status(&format!("probing {} checks (reloaded)", next.checks.len())));
+                    current.checks = next.checks;
+                }
+            }
+            _ = tick(&mut watchdog) => notify(&notifier, notifier.watchdog()),
+        }
+    }
     tracing::info!("shutting down");
+    notify(&notifier, notifier.stopping());
     token.cancel();
+    drop(tx);
     let drained = tokio::time::timeout(grace, async {
+        checks.tracker.wait().await;
         tracker.wait().await;
         let _ = recorder.await;
     })
@@ -126,5 +198,116 @@ pub async fn run(
             grace_ms = grace.as_millis() as u64,
             "tasks did not stop within the grace period"
         );
+    }
+}
+
+/// The running check tasks of one config generation.
+struct Schedule {
+    token: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl Schedule {
+    fn start(
+        config: &Config,
+        client: &http::Client,
+        tx: &mpsc::Sender<result::CheckResult>,
+        parent: &CancellationToken,
+    ) -> Schedule {
+        let token = parent.child_token();
+        let tracker = TaskTracker::new();
+        schedule::spawn(
+            config.checks.clone(),
+            client.clone(),
+            tx.clone(),
+            token.clone(),
+            &tracker,
+        );
+        tracker.close();
+        Schedule { token, tracker }
+    }
+
+    /// Cancels the checks and waits (bounded) until their tasks ended.
+    async fn stop(&self) {
+        self.token.cancel();
+        if tokio::time::timeout(RELOAD_STOP_BOUND, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                bound_s = RELOAD_STOP_BOUND.as_secs(),
+                "old checks did not stop in time; they end on their own"
+            );
+        }
+    }
+}
+
+/// Next reload request's path; pending forever without a reload source.
+async fn next_reload(reload: &mut Option<Reload>) -> PathBuf {
+    match reload {
+        Some(r) => {
+            r.requests.recv().await;
+            r.path.clone()
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Next watchdog tick; pending forever when no watchdog is armed.
+async fn tick(watchdog: &mut Option<tokio::time::Interval>) {
+    match watchdog {
+        Some(iv) => {
+            iv.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Reads and validates the config again. `None` (logged) when invalid.
+fn reload_config(path: &std::path::Path, current: &Config, notifier: &Notifier) -> Option<Config> {
+    tracing::info!(path = %path.display(), "SIGHUP: reloading the config");
+    let next = match config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "reload refused: the new config is invalid; still running the previous one");
+            notify(
+                notifier,
+                notifier.status(
+                    "reload refused: invalid config (see the log); running the previous one",
+                ),
+            );
+            return None;
+        }
+    };
+    // Debug text stands in for equality: these settings hold plain data.
+    let sections = [
+        (
+            "agent",
+            format!("{:?}", current.agent) != format!("{:?}", next.agent),
+        ),
+        (
+            "buffer",
+            format!("{:?}", current.buffer) != format!("{:?}", next.buffer),
+        ),
+        (
+            "collector",
+            format!("{:?}", current.collector) != format!("{:?}", next.collector),
+        ),
+    ];
+    for (section, changed) in sections {
+        if changed {
+            tracing::warn!(
+                section,
+                "[{section}] changed: it applies after a restart, not on reload"
+            );
+        }
+    }
+    Some(next)
+}
+
+/// Logs a failed notification; systemd notices the consequences itself.
+fn notify(notifier: &Notifier, sent: Result<(), outpost_sd_notify::NotifyError>) {
+    if let Err(e) = sent {
+        tracing::warn!(error = %e, enabled = notifier.is_enabled(), "cannot notify the service manager");
     }
 }

@@ -2,37 +2,12 @@
 //! sets up logging, maps errors to exit statuses (2: bad configuration or
 //! usage; 1: runtime failure or a failed probe) and calls the library.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
+use outpost_agent::cli::{Cli, Command};
 use outpost_agent::{config, schedule};
-
-#[derive(Parser)]
-#[command(name = "outpost-agent", version, about = "Outpost edge probe agent")]
-struct Cli {
-    /// Config file.
-    #[arg(short, long, global = true, default_value = "/etc/outpost/agent.toml")]
-    config: PathBuf,
-    #[command(subcommand)]
-    command: Option<Command>,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Run the agent (the default).
-    Run,
-    /// Validate the config and exit (0 valid, 2 invalid).
-    CheckConfig,
-    /// Print the buffer's depth, bytes, oldest unsent age and dropped counts.
-    Buffer,
-    /// Run one check once and print its result (0 when ok, 1 otherwise).
-    Probe {
-        /// The check's name.
-        name: String,
-    },
-}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -68,6 +43,15 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Run => runtime.block_on(async {
+            // SIGHUP handler first: its default action would end us.
+            let reload = outpost_agent::Reload {
+                path: cli.config.clone(),
+                requests: outpost_agent::signal::Hangups::install(),
+            };
+            let notifier = outpost_sd_notify::Notifier::from_env().unwrap_or_else(|e| {
+                tracing::error!(error = %e, "systemd notifications disabled");
+                outpost_sd_notify::Notifier::disabled()
+            });
             let buffer = match outpost_agent::open_buffer(&cfg) {
                 Ok(b) => b,
                 Err(e) => {
@@ -75,13 +59,12 @@ fn main() -> ExitCode {
                     return ExitCode::from(1);
                 }
             };
-            outpost_agent::run(
-                cfg,
-                buffer,
-                outpost_agent::signal::shutdown(),
-                Duration::from_secs(10),
-            )
-            .await;
+            let options = outpost_agent::RunOptions {
+                grace: Duration::from_secs(10),
+                reload: Some(reload),
+                notifier,
+            };
+            outpost_agent::run_with(cfg, buffer, outpost_agent::signal::shutdown(), options).await;
             ExitCode::SUCCESS
         }),
         Command::Buffer => {

@@ -17,11 +17,14 @@
 //! * [`live`] is the in-memory view the outputs read; [`metrics`] owns
 //!   every metric name; [`http`] serves.
 //!
-//! Shutdown is a parameter of [`run`].
+//! Shutdown is a parameter of [`run`]. [`run_with`] also tells systemd
+//! (`outpost-sd-notify`): `READY=1` once the store is open and the servers
+//! run, `WATCHDOG=1` from the main loop, `STOPPING=1` at shutdown.
 
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod cli;
 pub mod codec;
 pub mod config;
 pub mod http;
@@ -40,6 +43,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use outpost_sd_notify::Notifier;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
@@ -71,6 +75,8 @@ pub struct Options<S> {
     pub reload_requests: Option<tokio::sync::mpsc::Receiver<()>>,
     /// How to re-read the configuration.
     pub reload: Option<Reload>,
+    /// Tells systemd (Type=notify) about readiness, watchdog and stopping.
+    pub notifier: Notifier,
 }
 
 /// How often retention runs.
@@ -84,6 +90,7 @@ pub async fn run<S: Future<Output = ()>>(
     http: TcpListener,
     options: Options<S>,
 ) -> Result<(), RunError> {
+    let notifier = options.notifier;
     let store = store::Store::open(&config.store_path)?;
     let live = Arc::new(Mutex::new(Live::new(config.max_series_per_agent)));
     let (handle, store_task) = store::spawn(store, live.clone());
@@ -161,7 +168,18 @@ pub async fn run<S: Future<Output = ()>>(
     });
     tasks.close();
 
-    options.shutdown.await;
+    // -- systemd: ready now, watchdog from this loop (issue #8) --
+    sd_notify(&notifier, notifier.ready("ingesting"));
+    let mut watchdog = notifier.watchdog_interval().map(tokio::time::interval);
+    let shutdown = options.shutdown;
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = watchdog_tick(&mut watchdog) => sd_notify(&notifier, notifier.watchdog()),
+        }
+    }
+    sd_notify(&notifier, notifier.stopping());
     tracing::info!("shutting down");
     token.cancel();
     sessions.close();
@@ -216,4 +234,21 @@ fn apply_reload(
         .is_some_and(|t| t.client_ca.is_some());
     *auth.write().unwrap_or_else(|p| p.into_inner()) = auth::AuthState::new(&config.auth, mtls);
     tracing::info!("configuration reloaded: allow-list, tokens and TLS files are in force");
+}
+
+/// Next watchdog tick; pending forever when no watchdog is armed.
+async fn watchdog_tick(watchdog: &mut Option<tokio::time::Interval>) {
+    match watchdog {
+        Some(iv) => {
+            iv.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Logs a failed notification; systemd notices the consequences itself.
+fn sd_notify(notifier: &Notifier, sent: Result<(), outpost_sd_notify::NotifyError>) {
+    if let Err(e) = sent {
+        tracing::warn!(error = %e, enabled = notifier.is_enabled(), "cannot notify the service manager");
+    }
 }

@@ -4,69 +4,11 @@
 
 use std::io::Read as _;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
+use outpost_collector::cli::{Cli, Command, PkiAction};
 use outpost_collector::config::{self, Config};
-
-#[derive(Parser)]
-#[command(name = "outpost-collector", version, about = "Outpost collector")]
-struct Cli {
-    /// Config file; without it the embedded defaults apply.
-    #[arg(short, long, global = true)]
-    config: Option<PathBuf>,
-    /// Override [grpc] listen (e.g. 127.0.0.1:0 for any free port).
-    #[arg(long, global = true)]
-    grpc_listen: Option<SocketAddr>,
-    /// Override [http] listen.
-    #[arg(long, global = true)]
-    http_listen: Option<SocketAddr>,
-    /// Override [store] path.
-    #[arg(long, global = true)]
-    data_dir: Option<PathBuf>,
-    #[command(subcommand)]
-    command: Option<Command>,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Run the collector (the default).
-    Run,
-    /// Validate the config and exit (0 valid, 2 invalid).
-    CheckConfig,
-    /// A small PKI for trials (use your organisation's CA in production).
-    Pki {
-        #[command(subcommand)]
-        action: PkiAction,
-    },
-    /// Print the SHA-256 (hex) of a bearer token read from stdin, for
-    /// [[auth.tokens]] sha256 = "...".
-    HashToken,
-}
-
-#[derive(Subcommand)]
-enum PkiAction {
-    /// Create a CA and a collector certificate in DIR.
-    Init {
-        #[arg(long)]
-        dir: PathBuf,
-        /// Host names / IPs the collector certificate is valid for.
-        #[arg(long = "host", default_values_t = vec!["localhost".to_string(), "127.0.0.1".to_string()])]
-        hosts: Vec<String>,
-        #[arg(long, default_value_t = 365)]
-        days: i64,
-    },
-    /// Create a client certificate for agent ID, signed by the CA in DIR.
-    IssueAgent {
-        id: String,
-        #[arg(long)]
-        dir: PathBuf,
-        /// Validity in days (negative: already expired, for tests).
-        #[arg(long, default_value_t = 365, allow_negative_numbers = true)]
-        days: i64,
-    },
-}
 
 fn load(cli: &Cli) -> Result<Config, config::ConfigError> {
     let mut cfg = match &cli.config {
@@ -165,6 +107,10 @@ fn main() -> ExitCode {
         // One machine-readable line for scripts and tests.
         println!("outpost-collector listening grpc={g} http={h}");
         tracing::info!(grpc = %g, http = %h, store = %cfg.store_path.display(), "collector running");
+        let notifier = outpost_sd_notify::Notifier::from_env().unwrap_or_else(|e| {
+            tracing::error!(error = %e, "systemd notifications disabled");
+            outpost_sd_notify::Notifier::disabled()
+        });
         let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(1);
         tokio::spawn(outpost_collector::signal::reloads(reload_tx));
         let reload: Option<outpost_collector::Reload> = cli.config.clone().map(|path| {
@@ -187,6 +133,7 @@ fn main() -> ExitCode {
             shutdown: outpost_collector::signal::shutdown(),
             reload_requests: Some(reload_rx),
             reload,
+            notifier,
         };
         match outpost_collector::run(cfg, grpc, http, options).await {
             Ok(()) => ExitCode::SUCCESS,
