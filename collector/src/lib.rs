@@ -17,7 +17,7 @@
 //! * [`live`] is the in-memory view the outputs read; [`metrics`] owns
 //!   every metric name; [`http`] serves.
 //!
-//! Shutdown is a parameter of [`run`]. [`run_with`] also tells systemd
+//! Shutdown is a parameter of [`run`] (in [`Options`]), which also tells systemd
 //! (`outpost-sd-notify`): `READY=1` once the store is open and the servers
 //! run, `WATCHDOG=1` from the main loop, `STOPPING=1` at shutdown.
 
