@@ -32,6 +32,14 @@ pub mod signal;
 pub mod status_page;
 pub mod store;
 
+// ---- evaluation: SLOs, escalation rules, incidents, receivers (issue #5)
+pub mod clock;
+pub mod engine;
+pub mod escalation;
+pub mod incidents;
+pub mod maintenance;
+pub mod slo;
+
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
