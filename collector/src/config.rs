@@ -3,6 +3,9 @@
 //! an embedded default, so the collector also runs with no file at all
 //! (loopback listeners, store under the current directory).
 
+pub mod evaluation;
+
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -25,6 +28,23 @@ struct RawConfig {
     store: RawStore,
     #[serde(default)]
     limits: RawLimits,
+    // ---- evaluation sections (config/evaluation.rs)
+    #[serde(default)]
+    slo: evaluation::RawSlo,
+    #[serde(default)]
+    objective: Vec<evaluation::RawObjective>,
+    #[serde(default)]
+    escalation: evaluation::RawEscalation,
+    #[serde(default)]
+    scenario: BTreeMap<String, evaluation::RawScenario>,
+    #[serde(default)]
+    maintenance: Vec<evaluation::RawMaintenance>,
+    #[serde(default)]
+    api: evaluation::RawApi,
+    #[serde(default)]
+    alertmanager: Vec<evaluation::RawAlertmanager>,
+    #[serde(default)]
+    webhook: Vec<evaluation::RawWebhook>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -54,6 +74,8 @@ pub struct Config {
     pub store_path: PathBuf,
     pub retention: Duration,
     pub max_series_per_agent: usize,
+    /// SLOs, escalation rules, incidents, receivers (`[slo]`, `[[objective]]`, ...).
+    pub evaluation: evaluation::EvaluationConfig,
 }
 
 /// Default gRPC listen address (loopback: plaintext is only for loopback).
@@ -73,6 +95,7 @@ impl Config {
             store_path: PathBuf::from("outpost-collector-data"),
             retention: DEFAULT_RETENTION,
             max_series_per_agent: crate::live::DEFAULT_MAX_SERIES_PER_AGENT,
+            evaluation: evaluation::EvaluationConfig::default(),
         }
     }
 }
@@ -128,12 +151,27 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
             ))
         }
     };
+    let evaluation = evaluation::validate(
+        src,
+        evaluation::RawSections {
+            slo: raw.slo,
+            objective: raw.objective,
+            escalation: raw.escalation,
+            scenario: raw.scenario,
+            maintenance: raw.maintenance,
+            api: raw.api,
+            alertmanager: raw.alertmanager,
+            webhook: raw.webhook,
+        },
+        retention,
+    )?;
     Ok(Config {
         grpc_listen: listen(raw.grpc.listen, d.grpc_listen, "grpc")?,
         http_listen: listen(raw.http.listen, d.http_listen, "http")?,
         store_path: raw.store.path.unwrap_or(d.store_path),
         retention,
         max_series_per_agent,
+        evaluation,
     })
 }
 
