@@ -24,7 +24,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::SharedClock;
-use crate::engine::{Engine, EngineCounters, Evaluation, Warning};
+use crate::engine::{Engine, EngineCounters, Warning};
 use crate::escalation::{Severity, Signal};
 use crate::incidents::{Change, Incident, IncidentError, State, TtaHistogram};
 use crate::maintenance::{self, WindowError};
@@ -268,6 +268,7 @@ pub fn spawn(engine: Engine, parts: Parts) -> (EvaluatorHandle, tokio::task::Joi
             snapshot: snap_tx,
             store_errors: 0,
             last_eval: 0.0,
+            reports: Vec::new(),
         }
         .run(rx),
     );
@@ -280,6 +281,8 @@ struct Task {
     snapshot: watch::Sender<Arc<Snapshot>>,
     store_errors: u64,
     last_eval: f64,
+    /// The latest evaluation's reports (republished after commands).
+    reports: Vec<ObjectiveReport>,
 }
 
 impl Task {
@@ -288,8 +291,8 @@ impl Task {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut stopping = false;
         let mut commands_open = true;
-        let mut last_trim = i64::MIN;
-        let mut last_prune = i64::MIN;
+        let mut last_trim: Option<i64> = None;
+        let mut last_prune: Option<i64> = None;
         loop {
             tokio::select! {
                 biased;
@@ -304,16 +307,16 @@ impl Task {
                 _ = tick.tick(), if !stopping => {
                     let now = self.parts.clock.now_ms();
                     self.evaluate(now).await;
-                    if now - last_trim >= 60_000 {
+                    if last_trim.is_none_or(|t| now - t >= 60_000) {
                         self.engine.trim(now);
-                        last_trim = now;
+                        last_trim = Some(now);
                     }
-                    if now - last_prune >= 3_600_000 {
+                    if last_prune.is_none_or(|t| now - t >= 3_600_000) {
                         let hour = (now - self.engine.config().retention_ms).div_euclid(3_600_000);
                         if let Err(e) = self.parts.slo.prune_blocks(hour) {
                             self.store_error(&e);
                         }
-                        last_prune = now;
+                        last_prune = Some(now);
                     }
                 }
                 _ = self.parts.shutdown.cancelled(), if !stopping => stopping = true,
@@ -358,7 +361,8 @@ impl Task {
             self.store_error(&e);
         }
         self.notify(&ev.changes, &ev.warnings_raised, &ev.warnings_cleared, now);
-        self.publish(ev, now);
+        self.reports = ev.reports;
+        self.publish(now);
     }
 
     /// Sends the alert set and queues webhook events.
@@ -399,7 +403,7 @@ impl Task {
         }
     }
 
-    fn publish(&self, ev: Evaluation, now: i64) {
+    fn publish(&self, now: i64) {
         let mut by_state = BTreeMap::new();
         let mut rto = BTreeMap::new();
         for i in self.engine.incidents.all() {
@@ -416,7 +420,7 @@ impl Task {
         let snap = Snapshot {
             at_ms: now,
             objectives: self.engine.objectives().to_vec(),
-            reports: ev.reports,
+            reports: self.reports.clone(),
             warnings: self.engine.warnings().cloned().collect(),
             active: self.engine.incidents.active().cloned().collect(),
             by_state,
@@ -527,6 +531,7 @@ impl Task {
         let change = r?;
         self.commit().await?;
         self.notify(&[change], &[], &[], now);
+        self.publish(now);
         self.engine
             .incidents
             .get(change.id())

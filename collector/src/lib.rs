@@ -34,6 +34,7 @@ pub mod store;
 
 // ---- evaluation: SLOs, escalation rules, incidents, receivers (issue #5)
 pub mod api;
+pub mod cli;
 pub mod clock;
 pub mod engine;
 pub mod escalation;

@@ -138,12 +138,13 @@ pub async fn send(
             Ok::<_, ClientError>(Response { status, body })
         };
         tokio::pin!(conn);
+        tokio::pin!(exchange);
         tokio::select! {
-            r = exchange => r,
-            c = &mut conn => match c {
-                Err(e) => Err(ClientError::Http(e)),
-                Ok(()) => Err(ClientError::Body("connection closed before the response".into())),
-            },
+            r = &mut exchange => r,
+            // The connection may finish first (the server closed it right
+            // after answering): the response is then complete or the
+            // exchange fails; either way it ends, bounded by the timeout.
+            _ = &mut conn => exchange.await,
         }
     };
     tokio::time::timeout(timeout, fut)
