@@ -86,7 +86,7 @@ async fn receiver(
                 "200 OK"
             };
             if n > fail_first {
-                seen.lock().unwrap().push(Got {
+                seen.lock().unwrap_or_else(|p| p.into_inner()).push(Got {
                     headers,
                     body: String::from_utf8_lossy(&body).into_owned(),
                 });
@@ -164,7 +164,7 @@ async fn incident_events_are_signed_and_retried() -> Result<()> {
         Duration::from_secs(30),
         "incident_opened delivered",
         || async {
-            let g = got.lock().unwrap().clone();
+            let g = got.lock().unwrap_or_else(|p| p.into_inner()).clone();
             g.into_iter().find(|g| {
                 let v: serde_json::Value = serde_json::from_str(&g.body).unwrap_or_default();
                 v["event"] == "incident_opened" && v["incident"]["rule"] == "auth_failing_broadly"
