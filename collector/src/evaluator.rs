@@ -340,6 +340,13 @@ impl Task {
         }
     }
 
+    fn persist_buckets(&mut self) {
+        let p = self.engine.take_persist_buckets();
+        if let Err(e) = self.parts.slo.save(p) {
+            self.store_error(&e);
+        }
+    }
+
     fn fold_available(&mut self, first: StoredResults) {
         let now = self.parts.clock.now_ms();
         self.store_errors += fold(&mut self.engine, &self.parts.slo, &first, now);
@@ -349,7 +356,7 @@ impl Task {
                 Err(_) => break,
             }
         }
-        self.persist();
+        self.persist_buckets();
     }
 
     async fn evaluate(&mut self, now: i64) {

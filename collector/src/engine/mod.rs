@@ -584,6 +584,23 @@ impl Engine {
 
     /// Everything changed since the last call.
     pub fn take_persist(&mut self) -> Persist {
+        let mut p = self.take_persist_buckets();
+        for k in std::mem::take(&mut self.dirty_series) {
+            if let Some(s) = self.series.get(&k) {
+                p.series.push(s.clone());
+            }
+        }
+        let (incidents, removed) = self.incidents.take_dirty();
+        p.incidents = incidents;
+        p.removed_incidents = removed;
+        p
+    }
+
+    /// Only the changed buckets and folded marks (what must be atomic with
+    /// each fold). Series states are soft state, written with
+    /// [`Engine::take_persist`] on each evaluation: after a crash, replayed
+    /// results may miss them, which only shortens a streak.
+    pub fn take_persist_buckets(&mut self) -> Persist {
         let mut p = Persist::default();
         for (i, site, hour) in std::mem::take(&mut self.dirty_blocks) {
             let Some(rec) = self.buckets[i]
@@ -602,18 +619,10 @@ impl Engine {
                 rec,
             ));
         }
-        for k in std::mem::take(&mut self.dirty_series) {
-            if let Some(s) = self.series.get(&k) {
-                p.series.push(s.clone());
-            }
-        }
         for a in std::mem::take(&mut self.dirty_folded) {
             let seq = self.folded(&a);
             p.folded.push((a, seq));
         }
-        let (incidents, removed) = self.incidents.take_dirty();
-        p.incidents = incidents;
-        p.removed_incidents = removed;
         p
     }
 
