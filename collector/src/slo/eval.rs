@@ -364,6 +364,13 @@ mod tests {
         }
         // 2 sites x 1/min: the hour needs 7.2% bad (>= 9 of 120) -> 5 minutes.
         assert_eq!(paged_at, Some(5));
+        // At 99.9% the hour needs 1.44% (2 of 120), the guard 3 bad events
+        // from 2 sites -> 2 minutes.
+        let paged_at = (0..10).find(|m| {
+            let sites = fleet(2, 240, now, |_, ago| ago < *m);
+            eval(&auth(), &sites, now).firing() == Some(AlertLevel::Page)
+        });
+        assert_eq!(paged_at, Some(2));
     }
 
     #[test]
