@@ -193,11 +193,10 @@ impl Maintenance {
             return out;
         }
         for w in &self.windows {
-            if let Some((a, b)) = w.occurrence(to) {
+            if let Some((a, _)) = w.occurrence(to) {
                 if a > from {
                     out.push((w, true, a));
                 }
-                let _ = b;
             }
             if let Some((_, b)) = w.occurrence(from) {
                 if b <= to {

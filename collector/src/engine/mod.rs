@@ -480,10 +480,15 @@ impl Engine {
                 }
             }
         }
+        // Series under maintenance raise nothing; series gone for longer
+        // than the expiry (decommissioned agents) are no longer judged.
+        let expiry = self.cfg.series_expiry_ms;
         let live: Vec<&SeriesState> = self
             .series
             .values()
-            .filter(|s| !self.maintenance.covers_series(now_ms, s))
+            .filter(|s| {
+                now_ms - s.last_received_ms <= expiry && !self.maintenance.covers_series(now_ms, s)
+            })
             .collect();
         let mut signals = rules::evaluate(&RuleInput {
             now_ms,

@@ -164,11 +164,6 @@ impl SeriesState {
         }
         (end - start) as f64 / interval as f64
     }
-
-    /// Silent: no result arrived for longer than `factor` intervals.
-    pub fn silent_for(&self, now_ms: i64) -> i64 {
-        now_ms - self.last_received_ms
-    }
 }
 
 #[cfg(test)]
@@ -201,11 +196,7 @@ mod tests {
     fn interval_is_the_median_gap_and_expected_runs_follow_it() {
         let first = rec("c", 0, Outcome::Ok);
         let mut s = SeriesState::new("a", "s", &first);
-        for (i, t) in [60_000, 120_500, 179_000, 240_000, 600_000]
-            .iter()
-            .enumerate()
-        {
-            let _ = i;
+        for t in [60_000, 120_500, 179_000, 240_000, 600_000].iter() {
             s.observe(&rec("c", *t, Outcome::Ok), Arrival::OnTime, &FAILING);
         }
         assert_eq!(s.interval_ms, Some(60_500));
