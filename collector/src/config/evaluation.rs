@@ -18,10 +18,7 @@ use crate::engine::{EngineConfig, DEFAULT_MAX_SERIES};
 use crate::escalation::Scenario;
 use crate::maintenance::{self, Origin, MAX_SELECTOR_KEYS, MAX_WINDOWS};
 use crate::model::Outcome;
-use crate::notify::client::HttpUrl;
-use crate::slo::objective::{
-    default_classes, Class, Guard, Objective, Selector, Source as ObjSource,
-};
+use crate::slo::objective::Selector;
 
 /// Most objectives, receivers, selectors per rule.
 const MAX_OBJECTIVES: usize = 64;
@@ -147,45 +144,7 @@ pub(super) struct RawSections {
     pub webhook: Vec<RawWebhook>,
 }
 
-/// A secret read from a file. Never printed.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Secret {
-        Secret(s.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
-
-/// One Alertmanager.
-#[derive(Debug, Clone)]
-pub struct AlertmanagerConfig {
-    pub name: String,
-    pub url: HttpUrl,
-    pub resend: Duration,
-    pub timeout: Duration,
-}
-
-/// One signed JSON webhook.
-#[derive(Debug, Clone)]
-pub struct WebhookConfig {
-    pub name: String,
-    pub url: HttpUrl,
-    pub secret: Secret,
-    pub timeout: Duration,
-    pub max_attempts: u32,
-    pub queue: usize,
-}
+pub use receivers::{AlertmanagerConfig, Secret, WebhookConfig};
 
 /// The validated evaluation settings.
 #[derive(Debug, Clone)]
@@ -401,149 +360,12 @@ pub(super) fn validate(
     let scenarios = rules.scenarios.clone();
 
     // [[objective]]
-    if !raw.objective.is_empty() {
-        if raw.objective.len() > MAX_OBJECTIVES {
-            return Err(src.error(
-                raw.objective[MAX_OBJECTIVES].name.span(),
-                format!("more than {MAX_OBJECTIVES} objectives"),
-                "merge objectives",
-            ));
-        }
-        let mut objectives: Vec<Objective> = Vec::new();
-        for o in &raw.objective {
-            objectives.push(objective(&v, o, &scenarios)?);
-            if objectives[..objectives.len() - 1]
-                .iter()
-                .any(|x| x.name == o.name.get_ref().as_str())
-            {
-                return Err(src.error(
-                    o.name.span(),
-                    format!("objective {:?} is defined twice", o.name.get_ref()),
-                    "give each objective a unique name",
-                ));
-            }
-        }
-        let acks = objectives
-            .iter()
-            .filter(|o| matches!(o.source, ObjSource::Acknowledgement { .. }))
-            .count();
-        if acks > 1 {
-            return Err(src.error(
-                raw.objective[0].name.span(),
-                "more than one acknowledgement objective",
-                "keep one objective with `acknowledge_within`",
-            ));
-        }
+    if let Some(objectives) = objectives::objectives(&v, &raw.objective, &scenarios)? {
         out.engine.objectives = objectives;
     }
 
     // [escalation]
-    let rules = &mut out.engine.rules;
-    let esc = &raw.escalation;
-    if let Some(f) = &esc.failing {
-        let list = v.outcomes(f, "failing")?;
-        if list.is_empty() {
-            return Err(src.error(f.span(), "`failing` is empty", "list the outcomes the rules treat as failing, e.g. [\"failed\", \"timeout\", \"unreachable\", \"stale\"]"));
-        }
-        rules.failing = Outcome::ALL.map(|o| list.contains(&o));
-    }
-    if let Some(n) = &esc.resolve_after {
-        if !(1..=1000).contains(n.get_ref()) {
-            return Err(src.error(
-                n.span(),
-                "`resolve_after` must be 1..=1000",
-                "write e.g. 3 (the default)",
-            ));
-        }
-        rules.resolve_after = *n.get_ref();
-    }
-    if let Some(f) = &esc.silent_factor {
-        if !(1.0..=1000.0).contains(f.get_ref()) {
-            return Err(src.error(
-                f.span(),
-                "`silent_factor` must be 1..=1000",
-                "write e.g. 3.0 (the default)",
-            ));
-        }
-        rules.silent_factor = *f.get_ref();
-    }
-    let consecutive = |c: &Option<Spanned<u32>>, d: &mut u32| -> Result<(), ConfigError> {
-        if let Some(c) = c {
-            if !(1..=1000).contains(c.get_ref()) {
-                return Err(src.error(c.span(), "`consecutive` must be 1..=1000", "write e.g. 2"));
-            }
-            *d = *c.get_ref();
-        }
-        Ok(())
-    };
-    if let Some(r) = &esc.auth {
-        if let Some(m) = &r.matchers {
-            rules.auth.selectors = v.selectors(m)?;
-        }
-        if let Some(s) = &r.min_share {
-            if !(0.0..=1.0).contains(s.get_ref()) || *s.get_ref() == 0.0 {
-                return Err(src.error(
-                    s.span(),
-                    "`min_share` must be in (0, 1]",
-                    "write e.g. 0.5 (half the reporting sites)",
-                ));
-            }
-            rules.auth.min_share = *s.get_ref();
-        }
-        consecutive(&r.consecutive, &mut rules.auth.consecutive)?;
-        if let Some(s) = &r.scenario {
-            rules.auth.scenario = v.scenario(s, &scenarios)?;
-        }
-    }
-    if let Some(r) = &esc.pages {
-        if let Some(m) = &r.matchers {
-            rules.pages.selectors = v.selectors(m)?;
-        }
-        if let Some(n) = &r.min_modules {
-            if !(1..=1000).contains(n.get_ref()) {
-                return Err(src.error(n.span(), "`min_modules` must be 1..=1000", "write e.g. 2"));
-            }
-            rules.pages.min_modules = *n.get_ref();
-        }
-        consecutive(&r.consecutive, &mut rules.pages.consecutive)?;
-        if let Some(s) = &r.scenario {
-            rules.pages.scenario = v.scenario(s, &scenarios)?;
-        }
-    }
-    if let Some(r) = &esc.persistent {
-        if let Some(m) = &r.matchers {
-            rules.persistent.selectors = v.selectors(m)?;
-        }
-        consecutive(&r.consecutive, &mut rules.persistent.consecutive)?;
-        if let Some(d) = &r.duration {
-            rules.persistent.duration_ms = v
-                .duration(d, "duration", Duration::from_secs(1))?
-                .as_millis() as i64;
-        }
-        if let Some(s) = &r.scenario {
-            rules.persistent.scenario = v.scenario(s, &scenarios)?;
-        }
-    }
-    if let Some(r) = &esc.stale {
-        if let Some(m) = &r.matchers {
-            rules.stale.selectors = v.selectors(m)?;
-        }
-        consecutive(&r.consecutive, &mut rules.stale.consecutive)?;
-        if let Some(s) = &r.scenario {
-            rules.stale.scenario = v.scenario(s, &scenarios)?;
-        }
-    }
-    if let Some(r) = &esc.backup {
-        if let Some(m) = &r.matchers {
-            rules.backup.selectors = v.selectors(m)?;
-        }
-        if let Some(l) = &r.scenario_label {
-            rules.backup.scenario_label.clone_from(l);
-        }
-        if let Some(s) = &r.default_scenario {
-            rules.backup.default_scenario = v.scenario(s, &scenarios)?;
-        }
-    }
+    rules::escalation(&v, &raw.escalation, &mut out.engine.rules, &scenarios)?;
 
     // [[maintenance]]
     if raw.maintenance.len() > MAX_WINDOWS {
@@ -601,206 +423,13 @@ pub(super) fn validate(
         out.engine.maintenance.push(w);
     }
 
-    // [api]
-    if let Some(t) = &raw.api.token_file {
-        out.api_token = Some(v.secret(t, "API token")?);
-        out.api_token_file = Some(PathBuf::from(t.get_ref()));
-    }
-    if let Some(u) = &raw.api.external_url {
-        let url = u.get_ref().trim_end_matches('/');
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return Err(src.error(u.span(), "`external_url` must start with http:// or https://", "write the URL people use to reach this collector, e.g. \"https://outpost.example\""));
-        }
-        out.external_url = Some(url.to_string());
-    }
-
-    // receivers
-    if raw.alertmanager.len() + raw.webhook.len() > MAX_RECEIVERS {
-        return Err(src.error(
-            0..0,
-            format!("more than {MAX_RECEIVERS} receivers"),
-            "use fewer [[alertmanager]] and [[webhook]] tables",
-        ));
-    }
-    let url = |u: &Spanned<String>| {
-        HttpUrl::parse(u.get_ref()).map_err(|e| {
-            src.error(
-                u.span(),
-                format!("receiver url {:?}: {e}", u.get_ref()),
-                "write http://HOST:PORT (optionally with a path prefix)",
-            )
-        })
-    };
-    let timeout = |t: &Option<Spanned<String>>| -> Result<Duration, ConfigError> {
-        match t {
-            None => Ok(Duration::from_secs(5)),
-            Some(t) => v.duration(t, "timeout", Duration::from_millis(100)),
-        }
-    };
-    for (i, a) in raw.alertmanager.iter().enumerate() {
-        out.alertmanagers.push(AlertmanagerConfig {
-            name: a
-                .name
-                .clone()
-                .unwrap_or_else(|| format!("alertmanager-{}", i + 1)),
-            url: url(&a.url)?,
-            resend: match &a.resend {
-                None => Duration::from_secs(60),
-                Some(r) => v.duration(r, "resend", Duration::from_millis(100))?,
-            },
-            timeout: timeout(&a.timeout)?,
-        });
-    }
-    for (i, w) in raw.webhook.iter().enumerate() {
-        let max_attempts = match &w.max_attempts {
-            None => 5,
-            Some(n) if (1..=100).contains(n.get_ref()) => *n.get_ref(),
-            Some(n) => {
-                return Err(src.error(
-                    n.span(),
-                    "`max_attempts` must be 1..=100",
-                    "write e.g. 5 (the default)",
-                ))
-            }
-        };
-        let queue = match &w.queue {
-            None => 1024,
-            Some(n) if (1..=100_000).contains(n.get_ref()) => *n.get_ref() as usize,
-            Some(n) => {
-                return Err(src.error(
-                    n.span(),
-                    "`queue` must be 1..=100000",
-                    "write e.g. 1024 (the default)",
-                ))
-            }
-        };
-        out.webhooks.push(WebhookConfig {
-            name: w
-                .name
-                .clone()
-                .unwrap_or_else(|| format!("webhook-{}", i + 1)),
-            url: url(&w.url)?,
-            secret: v.secret(&w.secret_file, "webhook secret")?,
-            timeout: timeout(&w.timeout)?,
-            max_attempts,
-            queue,
-        });
-    }
+    // [api], [[alertmanager]], [[webhook]]
+    receivers::receivers(&v, &raw.api, &raw.alertmanager, &raw.webhook, &mut out)?;
     Ok(out)
 }
 
-fn objective(
-    v: &V<'_>,
-    o: &RawObjective,
-    scenarios: &BTreeMap<String, Scenario>,
-) -> Result<Objective, ConfigError> {
-    let src = v.src;
-    if !name_ok(o.name.get_ref()) {
-        return Err(src.error(
-            o.name.span(),
-            format!("objective name {:?} is not valid", o.name.get_ref()),
-            "use 1-64 of A-Z a-z 0-9 . _ -",
-        ));
-    }
-    let t = *o.target.get_ref();
-    if !(50.0..100.0).contains(&t) {
-        return Err(src.error(
-            o.target.span(),
-            format!("`target` = {t} is not a percentage in [50, 100)"),
-            "write the target in percent, e.g. 99.5",
-        ));
-    }
-    let scenario = match &o.scenario {
-        Some(s) => v.scenario(s, scenarios)?,
-        None => "single_service".to_string(),
-    };
-    let mut guard = Guard::default();
-    if let Some(n) = &o.min_bad_events {
-        if !(1..=100_000).contains(n.get_ref()) {
-            return Err(src.error(
-                n.span(),
-                "`min_bad_events` must be 1..=100000",
-                "write e.g. 3 (the default)",
-            ));
-        }
-        guard.min_bad_events = *n.get_ref();
-    }
-    if let Some(n) = &o.min_bad_sites {
-        if !(1..=10_000).contains(n.get_ref()) {
-            return Err(src.error(
-                n.span(),
-                "`min_bad_sites` must be 1..=10000",
-                "write e.g. 2 (the default)",
-            ));
-        }
-        guard.min_bad_sites = *n.get_ref();
-    }
-    let source = if let Some(within) = &o.acknowledge_within {
-        if let Some(m) = &o.matcher {
-            return Err(src.error(
-                m.span(),
-                "an acknowledgement objective counts incidents and takes no `match`",
-                "remove `match` (or `acknowledge_within`)",
-            ));
-        }
-        let severity = match &o.severity {
-            None => "critical".to_string(),
-            Some(s) if crate::escalation::Severity::parse(s.get_ref()).is_some() => {
-                s.get_ref().clone()
-            }
-            Some(s) => {
-                return Err(src.error(
-                    s.span(),
-                    format!("unknown severity {:?}", s.get_ref()),
-                    "use critical, major or minor",
-                ))
-            }
-        };
-        ObjSource::Acknowledgement {
-            within_ms: v
-                .duration(within, "acknowledge_within", Duration::from_secs(1))?
-                .as_millis() as i64,
-            severity,
-        }
-    } else {
-        let selector = match &o.matcher {
-            Some(m) => v.selector(m.get_ref(), m.span())?,
-            None => Selector::label("objective", o.name.get_ref()),
-        };
-        let mut classes = default_classes();
-        let mut given: BTreeMap<Outcome, &str> = BTreeMap::new();
-        for (list, class, field) in [
-            (&o.good, Class::Good, "good"),
-            (&o.bad, Class::Bad, "bad"),
-            (&o.excluded, Class::Excluded, "excluded"),
-        ] {
-            let Some(list) = list else { continue };
-            for oc in v.outcomes(list, field)? {
-                if let Some(prev) = given.insert(oc, field) {
-                    return Err(src.error(
-                        list.span(),
-                        format!(
-                            "outcome {:?} is listed in both `{prev}` and `{field}`",
-                            oc.as_str()
-                        ),
-                        "list each outcome in one class only",
-                    ));
-                }
-                classes[oc.index()] = class;
-            }
-        }
-        ObjSource::Results { selector, classes }
-    };
-    Ok(Objective {
-        name: o.name.get_ref().clone(),
-        description: o.description.clone().unwrap_or_default(),
-        target: t / 100.0,
-        source,
-        guard,
-        alert: o.alert.unwrap_or(true),
-        scenario,
-    })
-}
-
+mod objectives;
+mod receivers;
+mod rules;
 #[cfg(test)]
 mod tests;
