@@ -182,10 +182,46 @@ async fn list_ack_and_close_through_the_cli() -> Result<()> {
     assert_eq!(inc["state"], "open");
     assert!(inc["acknowledged"].is_null());
 
+    // Everything survives a restart: incidents, timelines, buckets.
     for a in s.agents {
         a.stop().await?;
     }
+    let slo_before = get_json(&c.http_url("/api/v1/slo")).await?;
+    let bad_before = slo_before["objectives"][1]["windows"][2]["bad"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(bad_before > 0, "{slo_before}");
+    let data_dir = c.data_dir.clone();
     s.collector.stop().await?;
+    let config = s._dir.path().join("collector.toml");
+    let c =
+        TestCollector::start_with(&data_dir, &["-c", config.to_str().unwrap_or_default()]).await?;
+    let inc = get_json(&c.http_url(&format!("/api/v1/incidents/{id}"))).await?;
+    assert_eq!(inc["state"], "closed");
+    assert_eq!(inc["root_cause"], "IdP certificate expired");
+    assert_eq!(inc["timeline"].as_array().map(Vec::len), Some(3));
+    let again_state = get_json(&c.http_url(&format!("/api/v1/incidents/{again}"))).await?;
+    assert!(
+        again_state["state"] == "open" || again_state["state"] == "resolved",
+        "{again_state}"
+    );
+    let slo_after = eventually(
+        Duration::from_secs(10),
+        "the SLO evaluated after restart",
+        || async {
+            let v = get_json(&c.http_url("/api/v1/slo")).await.ok()?;
+            v["evaluated_at"].is_string().then_some(v)
+        },
+    )
+    .await?;
+    assert_eq!(slo_after["objectives"][1]["name"], "authentication");
+    assert!(
+        slo_after["objectives"][1]["windows"][2]["bad"]
+            .as_u64()
+            .unwrap_or(0)
+            >= bad_before
+    );
+    c.stop().await?;
     Ok(())
 }
 
