@@ -1,11 +1,12 @@
 //! The collector's HTTP side: `/metrics`, `/healthz`, the JSON API and
 //! the status page. Handlers only read the live view or ask the store
-//! task; they own no state.
+//! task (or, for the evaluation's routes in `api`, the evaluator); they own
+//! no state.
 //!
 //! Bounds: at most [`MAX_CONNECTIONS`] connections at once (further ones
-//! wait in the kernel backlog), request bodies are not read (read-only
-//! API for now), a result listing returns at most [`MAX_RESULTS_PAGE`]
-//! entries.
+//! wait in the kernel backlog), request bodies are read only by the
+//! evaluation's write calls (bounded by `api::MAX_BODY`), a result listing
+//! returns at most [`MAX_RESULTS_PAGE`] entries.
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
