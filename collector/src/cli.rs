@@ -40,6 +40,47 @@ pub enum Command {
     /// Print the SHA-256 (hex) of a bearer token read from stdin, for
     /// [[auth.tokens]] sha256 = "...".
     HashToken,
+    /// Incidents of a running collector: list, show, ack, close.
+    Incidents {
+        /// The collector's HTTP URL (default: http://<[http] listen>).
+        #[arg(long)]
+        url: Option<String>,
+        /// File holding the API bearer token (default: [api] token_file).
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+        #[command(subcommand)]
+        action: IncidentsAction,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum IncidentsAction {
+    /// List incidents, newest first (`*` marks historical ones).
+    List {
+        /// open, acknowledged, resolved, closed or all.
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one incident with its timeline (JSON).
+    Show { id: u64 },
+    /// Acknowledge an open incident.
+    Ack {
+        id: u64,
+        /// Who acknowledges (default: $USER).
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// Close an acknowledged or resolved incident with its root cause.
+    Close {
+        id: u64,
+        #[arg(long)]
+        root_cause: String,
+    },
 }
 
 #[derive(Subcommand)]

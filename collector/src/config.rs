@@ -3,6 +3,9 @@
 //! an embedded default, so the collector also runs with no file at all
 //! (loopback listeners, store under the current directory).
 
+pub mod evaluation;
+
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -27,6 +30,23 @@ struct RawConfig {
     limits: RawLimits,
     #[serde(default)]
     auth: RawAuth,
+    // ---- evaluation sections (config/evaluation.rs)
+    #[serde(default)]
+    slo: evaluation::RawSlo,
+    #[serde(default)]
+    objective: Vec<evaluation::RawObjective>,
+    #[serde(default)]
+    escalation: evaluation::RawEscalation,
+    #[serde(default)]
+    scenario: BTreeMap<String, evaluation::RawScenario>,
+    #[serde(default)]
+    maintenance: Vec<evaluation::RawMaintenance>,
+    #[serde(default)]
+    api: evaluation::RawApi,
+    #[serde(default)]
+    alertmanager: Vec<evaluation::RawAlertmanager>,
+    #[serde(default)]
+    webhook: Vec<evaluation::RawWebhook>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -99,6 +119,8 @@ pub struct Config {
     pub max_series_per_agent: usize,
     /// Per-stream ingest rate; over it the stream is slowed, not cut.
     pub max_results_per_second_per_agent: u64,
+    /// SLOs, escalation rules, incidents, receivers (`[slo]`, `[[objective]]`, ...).
+    pub evaluation: evaluation::EvaluationConfig,
 }
 
 /// Files of the gRPC listener's TLS identity and client trust. They are
@@ -141,6 +163,7 @@ impl Config {
             retention: DEFAULT_RETENTION,
             max_series_per_agent: crate::live::DEFAULT_MAX_SERIES_PER_AGENT,
             max_results_per_second_per_agent: 50_000,
+            evaluation: evaluation::EvaluationConfig::default(),
         }
     }
 }
@@ -220,6 +243,20 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         ));
     }
     let auth = validate_auth(&src, raw.auth)?;
+    let evaluation = evaluation::validate(
+        src,
+        evaluation::RawSections {
+            slo: raw.slo,
+            objective: raw.objective,
+            escalation: raw.escalation,
+            scenario: raw.scenario,
+            maintenance: raw.maintenance,
+            api: raw.api,
+            alertmanager: raw.alertmanager,
+            webhook: raw.webhook,
+        },
+        retention,
+    )?;
     Ok(Config {
         grpc_listen,
         grpc_tls,
@@ -239,6 +276,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
                 ))
             }
         },
+        evaluation,
     })
 }
 

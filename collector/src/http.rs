@@ -1,11 +1,12 @@
 //! The collector's HTTP side: `/metrics`, `/healthz`, the JSON API and
 //! the status page. Handlers only read the live view or ask the store
-//! task; they own no state.
+//! task (or, for the evaluation's routes in `api`, the evaluator); they own
+//! no state.
 //!
 //! Bounds: at most [`MAX_CONNECTIONS`] connections at once (further ones
-//! wait in the kernel backlog), request bodies are not read (read-only
-//! API for now), a result listing returns at most [`MAX_RESULTS_PAGE`]
-//! entries.
+//! wait in the kernel backlog), request bodies are read only by the
+//! evaluation's write calls (bounded by `api::MAX_BODY`), a result listing
+//! returns at most [`MAX_RESULTS_PAGE`] entries.
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
@@ -34,6 +35,10 @@ pub const MAX_RESULTS_PAGE: usize = 10_000;
 pub struct HttpState {
     pub live: Arc<Mutex<Live>>,
     pub store: StoreHandle,
+    /// The evaluation's routes (`api`): SLOs, incidents, maintenance.
+    pub api: Option<crate::api::ApiState>,
+    /// Receivers' counters, for /metrics.
+    pub notify: crate::notify::NotifyStats,
 }
 
 /// Serves until `shutdown` is cancelled; connections are tracked and
@@ -115,6 +120,10 @@ fn query_param<'a>(query: &'a str, key: &str) -> Option<&'a str> {
 }
 
 async fn route(req: Request<Incoming>, state: &HttpState) -> Response<Full<Bytes>> {
+    let req = match crate::api::route(req, state.api.as_ref()).await {
+        Ok(response) => return response,
+        Err(req) => req,
+    };
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return json(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -124,7 +133,16 @@ async fn route(req: Request<Incoming>, state: &HttpState) -> Response<Full<Bytes
     let query = req.uri().query().unwrap_or("");
     match req.uri().path() {
         "/metrics" => {
-            let text = metrics::render(&state.live.lock().unwrap_or_else(|p| p.into_inner()));
+            let mut text = metrics::render(&state.live.lock().unwrap_or_else(|p| p.into_inner()));
+            if let Some(api) = &state.api {
+                let snap = api.evaluator.snapshot.borrow().clone();
+                let notify = state
+                    .notify
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone();
+                text.push_str(&metrics::render_evaluation(&snap, &notify));
+            }
             respond(StatusCode::OK, metrics::CONTENT_TYPE, text)
         }
         "/healthz" => respond(StatusCode::OK, "text/plain", "ok\n"),
@@ -175,7 +193,7 @@ async fn route(req: Request<Incoming>, state: &HttpState) -> Response<Full<Bytes
         }
         _ => json(
             StatusCode::NOT_FOUND,
-            &serde_json::json!({"error": "not found", "see": ["/", "/metrics", "/healthz", "/api/v1/agents", "/api/v1/results?agent=ID"]}),
+            &serde_json::json!({"error": "not found", "see": ["/", "/metrics", "/healthz", "/api/v1/agents", "/api/v1/results?agent=ID", "/api/v1/slo", "/api/v1/incidents", "/api/v1/warnings", "/api/v1/maintenance"]}),
         ),
     }
 }

@@ -39,6 +39,19 @@ pub mod status_page;
 pub mod store;
 pub mod tls;
 
+// ---- evaluation: SLOs, escalation rules, incidents, receivers (issue #5)
+pub mod api;
+pub mod clock;
+pub mod engine;
+pub mod escalation;
+pub mod evaluator;
+pub mod incidents;
+pub mod incidents_cli;
+pub mod maintenance;
+pub mod notify;
+pub mod slo;
+pub mod store_slo;
+
 use std::future::Future;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -90,13 +103,68 @@ pub async fn run<S: Future<Output = ()>>(
     http: TcpListener,
     options: Options<S>,
 ) -> Result<(), RunError> {
+    run_with_clock(config, grpc, http, options, Arc::new(clock::SystemClock)).await
+}
+
+/// As [`run`], with the evaluation's clock injected (tests).
+pub async fn run_with_clock<S: Future<Output = ()>>(
+    config: Config,
+    grpc: TcpListener,
+    http: TcpListener,
+    options: Options<S>,
+    clock: clock::SharedClock,
+) -> Result<(), RunError> {
     let notifier = options.notifier;
     let store = store::Store::open(&config.store_path)?;
     let live = Arc::new(Mutex::new(Live::new(config.max_series_per_agent)));
-    let (handle, store_task) = store::spawn(store, live.clone());
+    // ---- evaluation (issue #5): restore, then observe the store task.
+    let eval_cfg = config.evaluation.clone();
+    let slo_store = store_slo::SloStore::open(&store)?;
+    let mut engine = engine::Engine::new(eval_cfg.engine.clone());
+    evaluator::restore(&mut engine, &store, &slo_store, clock.now_ms())?;
+    let (results_tx, results_rx) = tokio::sync::mpsc::channel(evaluator::RESULTS_CAPACITY);
+    let (handle, store_task) = store::spawn_observed(store, live.clone(), Some(results_tx));
     let token = CancellationToken::new();
     let tasks = TaskTracker::new();
     let sessions = TaskTracker::new();
+    let external_url = eval_cfg.external_url.clone().unwrap_or_else(|| {
+        http.local_addr().map_or_else(
+            |_| "http://localhost".to_string(),
+            |a| format!("http://{a}"),
+        )
+    });
+    let notify_stats = notify::NotifyStats::default();
+    let (alerts_tx, alerts_rx) = tokio::sync::watch::channel(Arc::new(notify::AlertSet::default()));
+    for am in eval_cfg.alertmanagers.clone() {
+        tasks.spawn(notify::alertmanager::run(
+            am,
+            alerts_rx.clone(),
+            clock.clone(),
+            external_url.clone(),
+            notify_stats.clone(),
+            token.clone(),
+        ));
+    }
+    let mut webhooks = Vec::new();
+    for w in eval_cfg.webhooks.clone() {
+        let (hook, task) =
+            notify::webhook::spawn_parts(w, clock.clone(), notify_stats.clone(), token.clone());
+        tasks.spawn(task);
+        webhooks.push(hook);
+    }
+    drop(alerts_rx);
+    let (evaluator, evaluator_task) = evaluator::spawn(
+        engine,
+        evaluator::Parts {
+            slo: slo_store,
+            results: results_rx,
+            clock: clock.clone(),
+            evaluate_every: eval_cfg.evaluate_every,
+            alerts: alerts_tx,
+            webhooks,
+            shutdown: token.clone(),
+        },
+    );
 
     let mtls = config
         .grpc_tls
@@ -148,6 +216,11 @@ pub async fn run<S: Future<Output = ()>>(
         http::HttpState {
             live: live.clone(),
             store: handle.clone(),
+            api: Some(api::ApiState {
+                evaluator,
+                token: eval_cfg.api_token.clone(),
+            }),
+            notify: notify_stats,
         },
         token.clone(),
     ));
@@ -188,6 +261,8 @@ pub async fn run<S: Future<Output = ()>>(
     tasks.wait().await;
     drop(handle);
     let _ = store_task.await;
+    // The store task closed the evaluator's input; it makes a final flush.
+    let _ = evaluator_task.await;
     match grpc_result {
         Ok(r) => r.map_err(RunError::from),
         Err(e) => {

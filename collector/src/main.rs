@@ -4,11 +4,83 @@
 
 use std::io::Read as _;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use outpost_collector::cli::{Cli, Command, PkiAction};
+use outpost_collector::cli::{Cli, Command, IncidentsAction, PkiAction};
 use outpost_collector::config::{self, Config};
+
+/// `outpost-collector incidents …`: exit 0 done, 1 refused or unreachable, 2 usage.
+fn incidents(
+    cfg: &Config,
+    url: Option<&str>,
+    token_file: Option<&PathBuf>,
+    action: &IncidentsAction,
+) -> ExitCode {
+    use outpost_collector::incidents_cli::{self, Action};
+    use outpost_collector::notify::client::HttpUrl;
+    let base = url.map_or_else(|| format!("http://{}", cfg.http_listen), str::to_string);
+    let url = match HttpUrl::parse(&base) {
+        Ok(u) => u,
+        Err(e) => {
+            eprintln!("error: --url {base:?}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let token_path = token_file
+        .cloned()
+        .or_else(|| cfg.evaluation.api_token_file.clone());
+    let token = match &token_path {
+        None => None,
+        Some(p) => match std::fs::read_to_string(p) {
+            Ok(t) => Some(t.trim().to_string()),
+            Err(e) => {
+                eprintln!("error: cannot read the token file {}: {e}\n  fix: pass --token-file with the collector's [api] token_file", p.display());
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let action = match action {
+        IncidentsAction::List { state, limit, json } => Action::List {
+            state: state.clone(),
+            limit: *limit,
+            json: *json,
+        },
+        IncidentsAction::Show { id } => Action::Show { id: *id },
+        IncidentsAction::Ack { id, by } => Action::Ack {
+            id: *id,
+            by: by
+                .clone()
+                .or_else(|| std::env::var("USER").ok())
+                .unwrap_or_else(|| "cli".into()),
+        },
+        IncidentsAction::Close { id, root_cause } => Action::Close {
+            id: *id,
+            root_cause: root_cause.clone(),
+        },
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(incidents_cli::run(&url, token.as_deref(), &action)) {
+        Ok(text) => {
+            println!("{}", text.trim_end());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
 
 fn load(cli: &Cli) -> Result<Config, config::ConfigError> {
     let mut cfg = match &cli.config {
@@ -66,6 +138,14 @@ fn main() -> ExitCode {
     if matches!(cli.command, Some(Command::CheckConfig)) {
         println!("config ok");
         return ExitCode::SUCCESS;
+    }
+    if let Some(Command::Incidents {
+        url,
+        token_file,
+        action,
+    }) = &cli.command
+    {
+        return incidents(&cfg, url.as_deref(), token_file.as_ref(), action);
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

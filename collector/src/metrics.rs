@@ -419,6 +419,10 @@ fn render_remote_write(e: &mut Exposition, live: &Live) {
     }
 }
 
+// ---- evaluation: SLOs, incidents, warnings, receivers (issue #5) ----------
+mod evaluation;
+pub use evaluation::render_evaluation;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -430,6 +434,95 @@ mod tests {
         e.sample("m", &[], 3.0);
         e.sample("m", &[], f64::NAN);
         assert_eq!(e.out, "m{a=\"x\\\"y\\\\z\\nw\"} 1.5\nm 3\nm NaN\n");
+    }
+
+    #[test]
+    fn evaluation_families_have_help_and_type_and_histograms_end_in_inf() {
+        use crate::escalation::Severity;
+        let mut snap = crate::evaluator::Snapshot::default();
+        let mut h = crate::incidents::TtaHistogram::default();
+        h.observe(120.0);
+        snap.tta.insert(Severity::Critical, h);
+        let text = render_evaluation(&snap, &std::collections::BTreeMap::new());
+        let types = text.lines().filter(|l| l.starts_with("# TYPE")).count();
+        let helps = text.lines().filter(|l| l.starts_with("# HELP")).count();
+        assert_eq!(types, helps);
+        assert!(text.contains(
+            "outpost_incident_time_to_acknowledge_seconds_bucket{severity=\"critical\",le=\"60\"} 0\n"
+        ));
+        assert!(text.contains(
+            "outpost_incident_time_to_acknowledge_seconds_bucket{severity=\"critical\",le=\"+Inf\"} 1\n"
+        ));
+    }
+
+    /// Samples of a family follow its TYPE line and are not interleaved
+    /// with another family (the exposition format requires it).
+    fn assert_grouped(text: &str) {
+        let mut seen = std::collections::BTreeSet::new();
+        let mut current = String::new();
+        for l in text.lines() {
+            if let Some(rest) = l.strip_prefix("# TYPE ") {
+                let name = rest.split(' ').next().unwrap_or_default().to_string();
+                assert!(seen.insert(name.clone()), "family {name} twice");
+                current = name;
+            } else if !l.starts_with('#') {
+                let name = l.split(['{', ' ']).next().unwrap_or_default();
+                let base = ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .find_map(|suf| name.strip_suffix(suf).filter(|b| *b == current))
+                    .unwrap_or(name);
+                assert_eq!(base, current, "sample {l:?} outside its family");
+            }
+        }
+    }
+
+    #[test]
+    fn evaluation_samples_are_grouped_by_family() {
+        use crate::engine::{Engine, EngineConfig};
+        use crate::model::{Phases, ResultRecord};
+        let mut e = Engine::new(EngineConfig::default());
+        let now = 1_700_000_000_000;
+        let rs: Vec<ResultRecord> = (0..30)
+            .map(|i| ResultRecord {
+                seq: i + 1,
+                check: "login".into(),
+                kind: "login".into(),
+                labels: [("objective".to_string(), "authentication".to_string())].into(),
+                started_unix_ms: now - 1_800_000 + i as i64 * 60_000,
+                duration_us: 1,
+                phases: Phases::default(),
+                outcome: if i > 25 { Outcome::Failed } else { Outcome::Ok },
+                http_status: None,
+                error: String::new(),
+                value: None,
+                confirmation: false,
+                tls_cert_days_left: None,
+                received_unix_ms: now - 1_800_000 + i as i64 * 60_000 + 10,
+            })
+            .collect();
+        for site in ["a", "b"] {
+            let labels = [("site".to_string(), site.to_string())].into();
+            e.fold(&format!("agent-{site}"), &labels, &rs, now);
+        }
+        let ev = e.evaluate(now);
+        assert!(!e.incidents.is_empty());
+        let snap = crate::evaluator::Snapshot {
+            objectives: e.objectives().to_vec(),
+            reports: ev.reports,
+            active: e.incidents.active().cloned().collect(),
+            warnings: e.warnings().cloned().collect(),
+            ..Default::default()
+        };
+        let notify = std::collections::BTreeMap::from([(
+            "am".to_string(),
+            crate::notify::ReceiverStats::default(),
+        )]);
+        let text = render_evaluation(&snap, &notify);
+        assert_grouped(&text);
+        assert_grouped(&render(&Live::default()));
+        assert!(
+            text.contains("outpost_slo_burn_alert{objective=\"authentication\",level=\"page\"} 1")
+        );
     }
 
     #[test]

@@ -137,6 +137,16 @@ impl Store {
         })
     }
 
+    /// The database, for the other store modules (`store_slo`).
+    pub(crate) fn db(&self) -> &sled::Db {
+        &self.db
+    }
+
+    /// Where the database lives.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     fn sled_err(&self, source: sled::Error) -> StoreError {
         StoreError::Sled {
             path: self.path.clone(),
@@ -391,11 +401,28 @@ enum Pending {
     ),
 }
 
+/// Results of one agent that just became durable, for the evaluator.
+#[derive(Debug, Clone)]
+pub struct StoredResults {
+    pub agent: String,
+    pub agent_labels: BTreeMap<String, String>,
+    pub results: Vec<ResultRecord>,
+}
+
 /// Spawns the store task. It ends when every handle is dropped, after a
 /// final flush. `live` is updated after each durable group.
-pub fn spawn(
+pub fn spawn(store: Store, live: Arc<Mutex<Live>>) -> (StoreHandle, tokio::task::JoinHandle<()>) {
+    spawn_observed(store, live, None)
+}
+
+/// As [`spawn`]; after each durable group (and after answering ingest)
+/// the newly stored results are also sent to `observer` (the evaluator).
+/// When that bounded channel is full the store task waits: the evaluator
+/// back-pressures ingest rather than missing results.
+pub fn spawn_observed(
     mut store: Store,
     live: Arc<Mutex<Live>>,
+    observer: Option<mpsc::Sender<StoredResults>>,
 ) -> (StoreHandle, tokio::task::JoinHandle<()>) {
     let (tx, mut rx) = mpsc::channel::<Command>(CHANNEL_CAPACITY);
     {
@@ -496,6 +523,23 @@ pub fn spawn(
                             (Ok(()), r) => r,
                             (Err(_), _) => Err(StoreError::Stopped),
                         });
+                    }
+                }
+            }
+            if let (Some(tx), Ok(())) = (&observer, &flushed) {
+                for (agent, results) in stored {
+                    let agent_labels = store
+                        .agents()
+                        .get(&agent)
+                        .map(|s| s.labels.clone())
+                        .unwrap_or_default();
+                    let group = StoredResults {
+                        agent,
+                        agent_labels,
+                        results,
+                    };
+                    if tx.send(group).await.is_err() {
+                        tracing::debug!("evaluator stopped; it replays from the store on start");
                     }
                 }
             }
