@@ -11,13 +11,7 @@ use outpost_agent::{config, schedule};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("OUTPOST_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    outpost_config_diag::init_logging();
 
     let cfg = match config::load(&cli.config) {
         Ok(c) => c,

@@ -101,13 +101,7 @@ fn load(cli: &Cli) -> Result<Config, config::ConfigError> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("OUTPOST_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    outpost_config_diag::init_logging();
     match &cli.command {
         Some(Command::Pki { action }) => return pki(action),
         Some(Command::HashToken) => {

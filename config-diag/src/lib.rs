@@ -4,6 +4,10 @@
 //! must not link each other's code).
 //!
 //! Binaries map every [`ConfigError`] to exit status 2.
+//!
+//! It also sets up the one log format both binaries share
+//! ([`init_logging`]): plain text on stderr (journald adds timestamps and
+//! the unit), level and targets from `OUTPOST_LOG`.
 
 #![forbid(unsafe_code)]
 
@@ -37,6 +41,28 @@ pub enum ConfigError {
         message: String,
         fix: String,
     },
+}
+
+/// Installs the stderr log subscriber. `OUTPOST_LOG` takes `Targets`
+/// directives ("info", "warn,outpost_agent::transport=debug"); an unset or
+/// unparsable value means "info" (an unparsable one is reported).
+pub fn init_logging() {
+    use tracing_subscriber::filter::Targets;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let raw = std::env::var("OUTPOST_LOG").ok();
+    let parsed = raw.as_deref().map(str::parse::<Targets>);
+    let targets = match &parsed {
+        Some(Ok(t)) => t.clone(),
+        _ => Targets::new().with_default(tracing::Level::INFO),
+    };
+    let _ = tracing_subscriber::registry()
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(targets)
+        .try_init();
+    if let Some(Err(e)) = parsed {
+        tracing::warn!(error = %e, "OUTPOST_LOG is not valid (write e.g. \"info\" or \"info,outpost_agent=debug\"); using info");
+    }
 }
 
 /// Reads a config file of at most `limit` bytes.
