@@ -47,6 +47,9 @@ struct RawConfig {
     alertmanager: Vec<evaluation::RawAlertmanager>,
     #[serde(default)]
     webhook: Vec<evaluation::RawWebhook>,
+    // ---- remote write
+    #[serde(default)]
+    remote_write: Vec<Spanned<RawRemoteWrite>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -99,6 +102,21 @@ struct RawStore {
     retention: Option<Spanned<String>>,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRemoteWrite {
+    /// Name in metrics (`receiver` label); default `rw<N>`.
+    name: Option<String>,
+    url: Spanned<String>,
+    #[serde(default)]
+    external_labels: BTreeMap<String, String>,
+    bearer_token_file: Option<PathBuf>,
+    queue_groups: Option<usize>,
+    max_samples_per_send: Option<usize>,
+    max_retries: Option<u32>,
+    timeout: Option<Spanned<String>>,
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawLimits {
@@ -121,6 +139,8 @@ pub struct Config {
     pub max_results_per_second_per_agent: u64,
     /// SLOs, escalation rules, incidents, receivers (`[slo]`, `[[objective]]`, ...).
     pub evaluation: evaluation::EvaluationConfig,
+    /// Prometheus remote-write receivers.
+    pub remote_write: Vec<crate::remote_write::Receiver>,
 }
 
 /// Files of the gRPC listener's TLS identity and client trust. They are
@@ -164,6 +184,7 @@ impl Config {
             max_series_per_agent: crate::live::DEFAULT_MAX_SERIES_PER_AGENT,
             max_results_per_second_per_agent: 50_000,
             evaluation: evaluation::EvaluationConfig::default(),
+            remote_write: Vec::new(),
         }
     }
 }
@@ -257,6 +278,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         },
         retention,
     )?;
+    let remote_write = validate_remote_write(&src, raw.remote_write)?;
     Ok(Config {
         grpc_listen,
         grpc_tls,
@@ -277,7 +299,64 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
             }
         },
         evaluation,
+        remote_write,
     })
+}
+
+fn validate_remote_write(
+    src: &Source<'_>,
+    raw: Vec<Spanned<RawRemoteWrite>>,
+) -> Result<Vec<crate::remote_write::Receiver>, ConfigError> {
+    let mut out = Vec::new();
+    for (i, rw) in raw.into_iter().enumerate() {
+        let span = rw.span();
+        let rw = rw.into_inner();
+        let url: http::Uri = rw.url.get_ref().parse().map_err(|_| {
+            src.error(
+                rw.url.span(),
+                format!("remote_write url {:?} is not a URL", rw.url.get_ref()),
+                "write e.g. \"http://127.0.0.1:9090/api/v1/write\"",
+            )
+        })?;
+        if !matches!(url.scheme_str(), Some("http") | Some("https")) || url.host().is_none() {
+            return Err(src.error(
+                rw.url.span(),
+                "remote_write url must be http:// or https:// with a host",
+                "write e.g. \"https://mimir.example/api/v1/push\"",
+            ));
+        }
+        let name = rw.name.unwrap_or_else(|| format!("rw{i}"));
+        if !crate::ingest::convert::valid_id(&name) {
+            return Err(src.error(
+                span,
+                format!("remote_write name {name:?} is not valid"),
+                "use 1-64 characters of A-Z a-z 0-9 . _ -",
+            ));
+        }
+        let timeout = match &rw.timeout {
+            None => Duration::from_secs(30),
+            Some(t) => src.duration(t, "timeout")?,
+        };
+        let max_samples_per_send = rw.max_samples_per_send.unwrap_or(2000);
+        if !(1..=100_000).contains(&max_samples_per_send) {
+            return Err(src.error(
+                span,
+                "`max_samples_per_send` must be 1..=100000",
+                "write e.g. 2000 (the default)",
+            ));
+        }
+        out.push(crate::remote_write::Receiver {
+            name,
+            url,
+            external_labels: rw.external_labels,
+            bearer_token_file: rw.bearer_token_file.map(expand_credentials),
+            queue_groups: rw.queue_groups.unwrap_or(1024).clamp(1, 1_000_000),
+            max_samples_per_send,
+            max_retries: rw.max_retries.unwrap_or(10),
+            timeout,
+        });
+    }
+    Ok(out)
 }
 
 fn validate_auth(src: &Source<'_>, raw: RawAuth) -> Result<AuthConfig, ConfigError> {

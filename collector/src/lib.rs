@@ -122,10 +122,18 @@ pub async fn run_with_clock<S: Future<Output = ()>>(
     let slo_store = store_slo::SloStore::open(&store)?;
     let mut engine = engine::Engine::new(eval_cfg.engine.clone());
     evaluator::restore(&mut engine, &store, &slo_store, clock.now_ms())?;
-    let (results_tx, results_rx) = tokio::sync::mpsc::channel(evaluator::RESULTS_CAPACITY);
-    let (handle, store_task) = store::spawn_observed(store, live.clone(), Some(results_tx));
     let token = CancellationToken::new();
     let tasks = TaskTracker::new();
+    // Durable results go to the evaluator, and (without waiting) to each
+    // remote-write receiver's queue.
+    let (stored_tx, stored_rx) = tokio::sync::mpsc::channel(evaluator::RESULTS_CAPACITY);
+    let (handle, store_task) = store::spawn_observed(store, live.clone(), Some(stored_tx));
+    let receivers: Vec<remote_write::Handle> = config
+        .remote_write
+        .iter()
+        .map(|r| remote_write::spawn(r.clone(), live.clone(), token.clone(), &tasks))
+        .collect();
+    let (results_rx, tee_task) = remote_write::tee(stored_rx, receivers);
     let sessions = TaskTracker::new();
     let external_url = eval_cfg.external_url.clone().unwrap_or_else(|| {
         http.local_addr().map_or_else(
@@ -261,6 +269,7 @@ pub async fn run_with_clock<S: Future<Output = ()>>(
     tasks.wait().await;
     drop(handle);
     let _ = store_task.await;
+    let _ = tee_task.await;
     // The store task closed the evaluator's input; it makes a final flush.
     let _ = evaluator_task.await;
     match grpc_result {

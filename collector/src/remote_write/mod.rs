@@ -91,6 +91,40 @@ fn count_dropped(live: &Mutex<Live>, name: &str, reason: &'static str, n: u64) {
     });
 }
 
+/// Passes every durable group on to the evaluator (waiting, as the store
+/// would) after offering it to each receiver's queue (never waiting).
+/// Ends when the store task stops.
+pub fn tee(
+    mut stored: mpsc::Receiver<crate::store::StoredResults>,
+    receivers: Vec<Handle>,
+) -> (
+    mpsc::Receiver<crate::store::StoredResults>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (tx, rx) = mpsc::channel(stored.max_capacity());
+    let task = tokio::spawn(async move {
+        while let Some(group) = stored.recv().await {
+            if !receivers.is_empty() {
+                let items: Vec<Item> = group
+                    .results
+                    .iter()
+                    .map(|r| Item {
+                        agent: group.agent.clone(),
+                        record: r.clone(),
+                    })
+                    .collect();
+                for r in &receivers {
+                    r.enqueue(items.clone());
+                }
+            }
+            if tx.send(group).await.is_err() {
+                tracing::debug!("evaluator stopped; it replays from the store on start");
+            }
+        }
+    });
+    (rx, task)
+}
+
 /// Starts the task for `receiver`; it ends at `shutdown` (samples still
 /// queued then are counted as dropped, reason `shutdown`).
 pub fn spawn(
