@@ -40,6 +40,9 @@ pub enum Command {
     /// Print the SHA-256 (hex) of a bearer token read from stdin, for
     /// [[auth.tokens]] sha256 = "...".
     HashToken,
+    /// Print Prometheus recording and burn-rate alert rules equivalent to
+    /// the configured objectives (YAML, for `rule_files`).
+    Rules,
     /// Incidents of a running collector: list, show, ack, close.
     Incidents {
         /// The collector's HTTP URL (default: http://<[http] listen>).

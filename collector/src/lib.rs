@@ -34,6 +34,7 @@ pub mod metrics;
 pub mod model;
 pub mod pki;
 pub mod remote_write;
+pub mod rules;
 pub mod signal;
 pub mod status_page;
 pub mod store;

@@ -104,6 +104,21 @@ fn main() -> ExitCode {
     outpost_config_diag::init_logging();
     match &cli.command {
         Some(Command::Pki { action }) => return pki(action),
+        Some(Command::Rules) => {
+            return match load(&cli) {
+                Ok(cfg) => {
+                    print!(
+                        "{}",
+                        outpost_collector::rules::render(&cfg.evaluation.engine.objectives)
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
+                }
+            };
+        }
         Some(Command::HashToken) => {
             let mut token = String::new();
             if std::io::Read::read_to_string(&mut std::io::stdin().take(64 * 1024), &mut token)

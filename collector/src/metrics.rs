@@ -353,6 +353,16 @@ pub fn render(live: &Live) -> String {
         e.sample(name, &[], v as f64);
     }
     e.family(
+        "outpost_ingest_throttled_seconds_total",
+        "counter",
+        "Time agent streams were slowed by the per-agent rate bound.",
+    );
+    e.sample(
+        "outpost_ingest_throttled_seconds_total",
+        &[],
+        i.throttled_seconds_total,
+    );
+    e.family(
         "outpost_ingest_rejected_total",
         "counter",
         "Streams or messages refused, by reason.",
