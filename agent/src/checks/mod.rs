@@ -20,6 +20,7 @@
 // run, where boxing it would buy nothing.
 #![allow(clippy::result_large_err)]
 
+pub mod assert;
 pub mod command;
 pub mod freshness;
 pub mod json;

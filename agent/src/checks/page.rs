@@ -51,6 +51,11 @@ pub struct RawPage {
     max_redirects: Option<Spanned<u32>>,
     /// A substring of the final URL that means "sent to the login page".
     login_url_marker: Option<String>,
+    /// JSON assertions on the body (see `checks::assert`).
+    #[serde(rename = "assert")]
+    assertions: Option<Spanned<Vec<Spanned<super::assert::RawAssertion>>>>,
+    /// A JSON pointer whose number becomes the result's value.
+    value_pointer: Option<Spanned<String>>,
 }
 
 /// Validated page settings.
@@ -66,6 +71,8 @@ pub struct PageSpec {
     pub max_body_bytes: usize,
     pub max_redirects: usize,
     pub login_url_marker: Option<String>,
+    pub assertions: Vec<super::assert::Assertion>,
+    pub value_pointer: Option<String>,
 }
 
 /// Validates `[check.page]`.
@@ -128,6 +135,7 @@ pub fn validate(
         }
     };
     let max_body_bytes = super::body_limit(src, raw.max_body_bytes.as_ref())?;
+    let assertions = super::assert::validate(src, raw.assertions, raw.value_pointer.as_ref())?;
     let max_redirects = match raw.max_redirects {
         None => DEFAULT_MAX_REDIRECTS,
         Some(m) if *m.get_ref() <= 20 => *m.get_ref() as usize,
@@ -149,6 +157,8 @@ pub fn validate(
         max_body_bytes,
         max_redirects,
         login_url_marker: raw.login_url_marker,
+        assertions,
+        value_pointer: raw.value_pointer.map(Spanned::into_inner),
     })
 }
 
@@ -209,12 +219,26 @@ impl Check for Page {
                 Err(e) => Observation::from_http_error(&e, exchange.phases),
                 Ok(resp) => {
                     let total = exchange.phases.total.unwrap_or_default();
-                    let (outcome, error) = classify(&self.spec, &resp, total);
+                    let (mut outcome, mut error) = classify(&self.spec, &resp, total);
+                    let mut value = None;
+                    let json_wanted =
+                        !self.spec.assertions.is_empty() || self.spec.value_pointer.is_some();
+                    if json_wanted && matches!(outcome, Outcome::Ok | Outcome::Degraded) {
+                        match super::assert::judge(
+                            &resp.body,
+                            &self.spec.assertions,
+                            self.spec.value_pointer.as_deref(),
+                        ) {
+                            Ok(v) => value = v,
+                            Err(e) => (outcome, error) = (Outcome::Failed, e),
+                        }
+                    }
                     Observation {
                         outcome,
                         phases: exchange.phases,
                         http_status: Some(resp.status.as_u16()),
                         error: crate::result::short_error(&error),
+                        value,
                         tls_cert_days_left: resp.tls_cert_days_left,
                         ..Observation::bare(outcome, "")
                     }
@@ -312,6 +336,8 @@ mod tests {
             max_body_bytes: 1024,
             max_redirects: 5,
             login_url_marker: Some("/login".into()),
+            assertions: Vec::new(),
+            value_pointer: None,
         }
     }
 
