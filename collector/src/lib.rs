@@ -36,6 +36,8 @@ pub mod pki;
 pub mod remote_write;
 pub mod signal;
 pub mod status_page;
+// ---- status page and monthly evidence report (issue #6)
+pub mod report;
 pub mod store;
 pub mod tls;
 

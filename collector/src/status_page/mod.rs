@@ -108,6 +108,14 @@ pub fn age(ms: i64) -> String {
     }
 }
 
+/// Milliseconds of an RFC 3339 time as the API writes it.
+pub fn parse_time_ms(s: &str) -> Option<i64> {
+    let t = humantime::parse_rfc3339_weak(s).ok()?;
+    t.duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_millis() as i64)
+}
+
 /// A fraction as a percentage with enough digits for SLO targets.
 pub fn pct(v: Option<f64>) -> String {
     match v.filter(|x| x.is_finite()) {

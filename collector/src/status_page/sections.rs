@@ -96,14 +96,6 @@ pub fn objectives(h: &mut String, slo: &serde_json::Value) {
     h.push_str("</div>");
 }
 
-/// Milliseconds of an RFC 3339 time in incident JSON.
-pub fn parse_ms(v: &serde_json::Value) -> Option<i64> {
-    let t = humantime::parse_rfc3339_weak(v.as_str()?).ok()?;
-    t.duration_since(std::time::UNIX_EPOCH)
-        .ok()
-        .map(|d| d.as_millis() as i64)
-}
-
 pub fn incidents(h: &mut String, incidents: &[serde_json::Value], now_ms: i64) {
     let _ = write!(h, "<h2>Open incidents ({})</h2>", incidents.len());
     if incidents.is_empty() {
@@ -119,7 +111,7 @@ pub fn incidents(h: &mut String, incidents: &[serde_json::Value], now_ms: i64) {
             Some(by) if !by.is_empty() => format!("<span class='badge ok'>by {}</span>", esc(by)),
             _ => "<span class='badge ok'>yes</span>".to_string(),
         };
-        let age_text = parse_ms(&i["opened"])
+        let age_text = super::parse_time_ms(i["opened"].as_str().unwrap_or(""))
             .map(|t| age(now_ms - t))
             .unwrap_or_default();
         let _ = write!(
