@@ -198,7 +198,7 @@ pub async fn collect(url: &HttpUrl, month: Month, now_ms: i64) -> Result<Report,
     let evaluated_at = slo["evaluated_at"].as_str().map(str::to_string);
     let evaluated_ms = evaluated_at
         .as_deref()
-        .and_then(|t| crate::status_page::parse_time_ms(t));
+        .and_then(crate::status_page::parse_time_ms);
     let slo_available = evaluated_ms.is_some_and(|t| month.contains(t));
     let objectives = list(&slo["objectives"])
         .iter()
