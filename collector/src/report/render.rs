@@ -6,8 +6,8 @@ use std::fmt::Write as _;
 
 use super::Report;
 use crate::notify::rfc3339;
-use crate::status_page::svg::{esc, gauge};
-use crate::status_page::{age, head, pct};
+use crate::status_page::svg::{esc, gauge, gauge_judged};
+use crate::status_page::{age, head, pct, pct_short};
 
 fn yes_no(v: Option<bool>, yes: &str, no: &str) -> String {
     match v {
@@ -85,8 +85,8 @@ pub fn html(r: &Report) -> String {
             yes_no(o.met(), "met", "missed"),
             esc(&o.description),
             esc(&pct(Some(o.target))),
-            gauge(o.attainment, &pct(o.attainment), "attainment"),
-            gauge(o.budget_remaining, &pct(o.budget_remaining), "budget left"),
+            gauge_judged(o.attainment, &pct_short(o.attainment), "attainment", o.met()),
+            gauge(o.budget_remaining, &pct_short(o.budget_remaining), "budget left"),
             o.good,
             o.bad,
             esc(&pct(o.completeness)),

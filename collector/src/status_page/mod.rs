@@ -124,6 +124,15 @@ pub fn pct(v: Option<f64>) -> String {
     }
 }
 
+/// A short percentage for gauges: one decimal, or none past ±1000%.
+pub fn pct_short(v: Option<f64>) -> String {
+    match v.filter(|x| x.is_finite()) {
+        Some(x) if (x * 100.0).abs() >= 1000.0 => format!("{:.0}%", x * 100.0),
+        Some(x) => format!("{:.1}%", x * 100.0),
+        None => "–".to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,6 +146,8 @@ mod tests {
         assert_eq!(pct(Some(0.999)), "99.900%");
         assert_eq!(pct(Some(f64::NAN)), "–");
         assert_eq!(pct(None), "–");
+        assert_eq!(pct_short(Some(0.995)), "99.5%");
+        assert_eq!(pct_short(Some(-99.0)), "-9900%");
     }
 
     #[test]

@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use super::svg::{burn_chart, esc, gauge};
-use super::{age, pct, MAX_INCIDENTS_SHOWN};
+use super::svg::{burn_chart, esc, gauge, gauge_judged};
+use super::{age, pct, pct_short, MAX_INCIDENTS_SHOWN};
 use crate::live::Live;
 use crate::model::Outcome;
 
@@ -65,7 +65,7 @@ pub fn objectives(h: &mut String, slo: &serde_json::Value) {
             esc(name),
             match firing {
                 Some(l) => format!("<span class='badge bad'>{} burn</span>", esc(l)),
-                None => "<span class='badge ok'>within budget</span>".to_string(),
+                None => "<span class='badge ok'>no burn alert</span>".to_string(),
             },
             esc(o["description"].as_str().unwrap_or("")),
             esc(&pct(target)),
@@ -77,9 +77,14 @@ pub fn objectives(h: &mut String, slo: &serde_json::Value) {
         let _ = write!(
             h,
             "<div class=gauges>{}{}{}</div>",
-            gauge(sli, &pct(sli), &format!("SLI {GAUGE_WINDOW}")),
-            gauge(budget, &pct(budget), "error budget left"),
-            gauge(complete, &pct(complete), "data complete"),
+            gauge_judged(
+                sli,
+                &pct_short(sli),
+                &format!("SLI {GAUGE_WINDOW}"),
+                sli.zip(target).map(|(s, t)| s >= t)
+            ),
+            gauge(budget, &pct_short(budget), "error budget left"),
+            gauge(complete, &pct_short(complete), "data complete"),
         );
         let bars: Vec<(String, Option<f64>)> = BURN_WINDOWS
             .iter()

@@ -41,8 +41,15 @@ fn tone(f: f64) -> &'static str {
 }
 
 /// A ring gauge showing `value` (0..1), labelled `label`, with `text` in
-/// the middle. `None`/NaN draws an empty grey ring and "no data".
+/// the middle, coloured by the value. `None`/NaN draws an empty grey ring
+/// and "no data".
 pub fn gauge(value: Option<f64>, text: &str, label: &str) -> String {
+    gauge_judged(value, text, label, None)
+}
+
+/// [`gauge`] coloured by `healthy` when given (e.g. SLI against its
+/// target) instead of by the value.
+pub fn gauge_judged(value: Option<f64>, text: &str, label: &str, healthy: Option<bool>) -> String {
     const R: f64 = 34.0;
     let circ = 2.0 * std::f64::consts::PI * R;
     let f = clamp01(value);
@@ -60,7 +67,11 @@ pub fn gauge(value: Option<f64>, text: &str, label: &str) -> String {
             s,
             "<circle cx=50 cy=50 r={R} fill=none stroke='{}' stroke-width=10 \
              stroke-dasharray='{:.2} {:.2}' transform='rotate(-90 50 50)' />",
-            tone(f),
+            match healthy {
+                Some(true) => "#1a7f37",
+                Some(false) => "#cf222e",
+                None => tone(f),
+            },
             f * circ,
             circ
         );
@@ -183,6 +194,12 @@ mod tests {
         assert!(g.contains("no data"));
         assert!(dash_len(&g).is_none());
         assert!(!g.contains("NaN"));
+    }
+
+    #[test]
+    fn judged_gauge_uses_the_verdict_colour() {
+        assert!(gauge_judged(Some(0.99), "99%", "SLI", Some(false)).contains("#cf222e"));
+        assert!(gauge_judged(Some(0.1), "10%", "SLI", Some(true)).contains("#1a7f37"));
     }
 
     #[test]
