@@ -27,11 +27,11 @@ pub use render::{html, markdown};
 /// How long one request may take.
 const TIMEOUT: Duration = Duration::from_secs(30);
 /// Results per page asked for.
-const PAGE: usize = 1000;
+const PAGE: usize = 500;
 /// Most result pages read per agent.
 pub const MAX_PAGES: usize = 5000;
 /// Most incidents read.
-const MAX_INCIDENTS: usize = 1000;
+const MAX_INCIDENTS: usize = 800;
 
 /// A failed report.
 #[derive(Debug, thiserror::Error)]
@@ -162,6 +162,9 @@ pub struct Report {
     pub slo_available: bool,
     pub objectives: Vec<ObjectiveRow>,
     pub incidents: Vec<serde_json::Value>,
+    /// The incident listing hit its bound before reaching the month's
+    /// start: older incidents of the month may be missing (said so).
+    pub incidents_truncated: bool,
     pub freshness: Vec<FreshnessRow>,
     pub agents: Vec<AgentRow>,
 }
@@ -227,7 +230,17 @@ pub async fn collect(url: &HttpUrl, month: Month, now_ms: i64) -> Result<Report,
         &format!("/api/v1/incidents?state=all&limit={MAX_INCIDENTS}"),
     )
     .await?;
-    let mut incidents: Vec<serde_json::Value> = list(&inc["incidents"])
+    let all = list(&inc["incidents"]);
+    let opened = |i: &serde_json::Value| {
+        crate::status_page::parse_time_ms(i["opened"].as_str().unwrap_or(""))
+    };
+    let incidents_truncated = all.len() >= MAX_INCIDENTS
+        && all
+            .iter()
+            .filter_map(opened)
+            .min()
+            .is_some_and(|t| t > month.start_ms);
+    let mut incidents: Vec<serde_json::Value> = all
         .iter()
         .filter(|i| {
             crate::status_page::parse_time_ms(i["opened"].as_str().unwrap_or(""))
@@ -308,6 +321,7 @@ pub async fn collect(url: &HttpUrl, month: Month, now_ms: i64) -> Result<Report,
         slo_available,
         objectives,
         incidents,
+        incidents_truncated,
         freshness: freshness.into_values().collect(),
         agents,
     })

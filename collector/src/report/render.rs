@@ -94,6 +94,9 @@ pub fn html(r: &Report) -> String {
     }
     h.push_str("</div>");
     let _ = write!(h, "<h2>Incidents ({})</h2>", r.incidents.len());
+    if r.incidents_truncated {
+        h.push_str("<p><b>The collector listed only its newest incidents: older ones of this month may be missing.</b></p>");
+    }
     h.push_str("<div class=scroll><table><tr><th>id</th><th>severity</th><th>rule</th><th>scope</th><th>opened</th><th>time to acknowledge</th><th>outage</th><th>RTO</th><th>state</th><th>root cause</th></tr>");
     for i in &r.incidents {
         let _ = write!(
@@ -191,6 +194,9 @@ pub fn markdown(r: &Report) -> String {
         );
     }
     let _ = writeln!(m, "\n## Incidents ({})\n", r.incidents.len());
+    if r.incidents_truncated {
+        m.push_str("**The collector listed only its newest incidents: older ones of this month may be missing.**\n\n");
+    }
     m.push_str("| id | severity | rule | scope | opened | time to acknowledge | RTO | state | root cause |\n|---|---|---|---|---|---|---|---|---|\n");
     for i in &r.incidents {
         let _ = writeln!(
@@ -266,6 +272,7 @@ mod tests {
                 attainment: Some(0.995),
                 ..Default::default()
             }],
+            incidents_truncated: false,
             incidents: vec![
                 serde_json::json!({"id": 7, "rule": "r", "rto": "missed", "time_to_acknowledge_seconds": 90.0, "root_cause": "a\nb|c"}),
             ],
@@ -298,6 +305,14 @@ mod tests {
         );
         assert!(m.contains("a b\\|c"));
         assert!(m.contains("| 7 | "), "{m}");
+    }
+
+    #[test]
+    fn truncated_incident_list_is_said() {
+        let mut r = report();
+        assert!(!html(&r).contains("may be missing"));
+        r.incidents_truncated = true;
+        assert!(html(&r).contains("may be missing") && markdown(&r).contains("may be missing"));
     }
 
     #[test]
