@@ -17,7 +17,9 @@ use anyhow::{bail, Context, Result};
 use outpost_tests::harness::{eventually, http_get, run_bin, TestAgent, TestCollector};
 use outpost_tests::portal::Portal;
 
-fn agent_config(id: &str, buffer: &Path, endpoint: &str, portal: &Portal) -> String {
+mod slo_support;
+
+fn agent_config(id: &str, buffer: &Path, endpoint: &str, portal: &Portal, marker: &Path) -> String {
     format!(
         r#"
 [agent]
@@ -51,7 +53,18 @@ module = "alerts"
 objective = "portal_availability"
 [check.page]
 url = "{broken}"
+
+[[check]]
+name = "nightly-backup"
+interval = "1s"
+jitter = 0.0
+module = "backup"
+labels = {{ purpose = "backup" }}
+[check.freshness]
+file = "{marker}"
+max_age = "30m"
 "#,
+        marker = marker.display(),
         buffer = buffer.display(),
         home = portal.url("/portal/home"),
         broken = portal.url("/portal/broken"),
@@ -137,7 +150,23 @@ async fn status_page_and_evidence_report_render() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let portal = Portal::start().await?;
     let config = dir.path().join("collector.toml");
-    std::fs::write(&config, "[slo]\nevaluate_every = \"200ms\"\n")?;
+    let token = dir.path().join("token");
+    std::fs::write(&token, "status-token-1\n")?;
+    std::fs::write(
+        &config,
+        format!(
+            "[slo]\nevaluate_every = \"200ms\"\n\n[api]\ntoken_file = \"{}\"\n",
+            token.display()
+        ),
+    )?;
+    // The last backup finished two hours ago: past the 30 min RPO.
+    let marker = dir.path().join("last-backup");
+    std::fs::write(&marker, "")?;
+    let touched = std::process::Command::new("touch")
+        .args(["-d", "2 hours ago"])
+        .arg(&marker)
+        .status()?;
+    assert!(touched.success(), "touch -d");
     let collector = TestCollector::start_with(
         &dir.path().join("store"),
         &["-c", config.to_str().unwrap_or_default()],
@@ -152,6 +181,7 @@ async fn status_page_and_evidence_report_render() -> Result<()> {
             &agent_dir.join("buffer"),
             &collector.endpoint(),
             &portal,
+            &marker,
         ),
     )
     .await?;
@@ -181,14 +211,44 @@ async fn status_page_and_evidence_report_render() -> Result<()> {
     .await?;
     // Half the portal_availability runs fail: far below its 99.5% target.
     assert!(sli30 < 0.9, "half the runs fail: {sli30}");
+    // The stale backup opens an incident; an operator acknowledges it.
+    let id = eventually(
+        Duration::from_secs(60),
+        "an open backup_rpo_exceeded incident",
+        || async {
+            let (_, body) = http_get(&collector.http_url("/api/v1/incidents?state=open"))
+                .await
+                .ok()?;
+            let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+            v["incidents"]
+                .as_array()?
+                .iter()
+                .find(|i| i["rule"] == "backup_rpo_exceeded")?["id"]
+                .as_u64()
+        },
+    )
+    .await?;
+    let (code, body) = slo_support::http(
+        "POST",
+        &collector.http_url(&format!("/api/v1/incidents/{id}/ack")),
+        &[
+            ("authorization", "Bearer status-token-1"),
+            ("content-type", "application/json"),
+        ],
+        r#"{"by": "night-shift"}"#,
+    )
+    .await?;
+    assert_eq!(code, 200, "ack: {body}");
     let page = eventually(
         Duration::from_secs(30),
-        "status page with both checks",
+        "status page with the checks and the acknowledged incident",
         || async {
             let (code, body) = http_get(&collector.http_url("/")).await.ok()?;
             (code == 200
                 && body.contains("lab-agent-1 / home: ok")
-                && body.contains("lab-agent-1 / broken: failed"))
+                && body.contains("lab-agent-1 / broken: failed")
+                && body.contains("lab-agent-1 / nightly-backup: stale")
+                && body.contains("by night-shift"))
             .then_some(body)
         },
     )
@@ -220,7 +280,8 @@ async fn status_page_and_evidence_report_render() -> Result<()> {
         "14.4×",
         "error budget left",
         "Agents (1)",
-        "Checks (2 in 2 modules)",
+        "Checks (3 in 3 modules)",
+        "backup_rpo_exceeded",
     ] {
         assert!(page.contains(name), "status page lacks {name:?}");
     }
@@ -250,6 +311,10 @@ async fn status_page_and_evidence_report_render() -> Result<()> {
         "Backup freshness evidence",
         "Agent fleet and data completeness",
         "missed",
+        "backup_rpo_exceeded",
+        "Backup freshness evidence (1 checks)",
+        "nightly-backup",
+        "never this month",
     ] {
         assert!(html.contains(name), "report lacks {name:?}");
     }
@@ -278,6 +343,15 @@ async fn status_page_and_evidence_report_render() -> Result<()> {
     let md_text = std::fs::read_to_string(&md)?;
     assert!(md_text.contains(&format!("# Outpost evidence report {month}")));
     assert!(md_text.contains("| lab-agent-1 |"), "{md_text}");
+    let row = md_text
+        .lines()
+        .find(|l| l.starts_with(&format!("| {id} |")))
+        .context("the acknowledged incident's row")?;
+    assert!(row.contains("backup_rpo_exceeded"), "{row}");
+    assert!(
+        !row.contains("not acknowledged") && row.contains(" s |"),
+        "time to acknowledge in seconds: {row}"
+    );
     // A month without the collector's calendar window says so.
     let old = dir.path().join("old.md");
     let out = run_bin(
