@@ -90,7 +90,7 @@ fn chromium() -> Result<PathBuf> {
 
 /// Screenshots `url` into `out` with headless Chromium; returns its log
 /// (stderr). Bounded to 90 s; the profile is a throwaway directory.
-async fn screenshot(url: &str, out: &Path) -> Result<String> {
+async fn screenshot(url: &str, out: &Path, size: &str) -> Result<String> {
     let profile = tempfile::tempdir()?;
     let child = tokio::process::Command::new(chromium()?)
         .args([
@@ -104,8 +104,8 @@ async fn screenshot(url: &str, out: &Path) -> Result<String> {
             "--disable-sync",
             "--enable-logging=stderr",
             "--v=0",
-            "--window-size=1280,1600",
         ])
+        .arg(format!("--window-size={size}"))
         .arg(format!("--user-data-dir={}", profile.path().display()))
         .arg(format!("--screenshot={}", out.display()))
         .arg(url)
@@ -392,10 +392,14 @@ async fn status_page_and_evidence_report_render() -> Result<()> {
     let shots = dir.path().join("shots");
     std::fs::create_dir_all(&shots)?;
     let png = shots.join("status-page.png");
-    let log = screenshot(&collector.http_url("/"), &png).await?;
+    let log = screenshot(&collector.http_url("/"), &png, "1280,1600").await?;
     assert_screenshot(&png, &log, "status page")?;
+    // A phone's width: the layout reflows (one column), still no errors.
+    let png = shots.join("status-page-phone.png");
+    let log = screenshot(&collector.http_url("/"), &png, "390,844").await?;
+    assert_screenshot(&png, &log, "status page on a phone")?;
     let png = shots.join("evidence-report.png");
-    let log = screenshot(&format!("file://{}", report.display()), &png).await?;
+    let log = screenshot(&format!("file://{}", report.display()), &png, "1280,1600").await?;
     assert_screenshot(&png, &log, "evidence report")?;
 
     agent.stop().await?;
