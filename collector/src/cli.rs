@@ -54,6 +54,24 @@ pub enum Command {
         #[command(subcommand)]
         action: IncidentsAction,
     },
+    // ---- monthly evidence report (issue #6)
+    /// Monthly evidence report of a running collector (reads its JSON
+    /// API, so the store stays with the collector): SLO attainment,
+    /// incidents, backup freshness, fleet and data completeness.
+    Report {
+        /// The calendar month, YYYY-MM (UTC).
+        #[arg(long)]
+        month: String,
+        /// Output file.
+        #[arg(long)]
+        out: PathBuf,
+        /// html or md.
+        #[arg(long, default_value = "html")]
+        format: String,
+        /// The collector's HTTP URL (default: http://<[http] listen>).
+        #[arg(long)]
+        url: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]

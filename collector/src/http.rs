@@ -178,8 +178,7 @@ async fn route(req: Request<Incoming>, state: &HttpState) -> Response<Full<Bytes
             }
         }
         "/" => {
-            let html =
-                crate::status_page::render(&state.live.lock().unwrap_or_else(|p| p.into_inner()));
+            let html = status_page_html(state);
             let mut r = respond(StatusCode::OK, "text/html; charset=utf-8", html);
             r.headers_mut().insert(
                 "content-security-policy",
@@ -195,6 +194,30 @@ async fn route(req: Request<Incoming>, state: &HttpState) -> Response<Full<Bytes
             StatusCode::NOT_FOUND,
             &serde_json::json!({"error": "not found", "see": ["/", "/metrics", "/healthz", "/api/v1/agents", "/api/v1/results?agent=ID", "/api/v1/slo", "/api/v1/incidents", "/api/v1/warnings", "/api/v1/maintenance"]}),
         ),
+    }
+}
+
+/// The status page: the evaluation's JSON (as `/api/v1/slo` and
+/// `/api/v1/incidents` serve it, from the snapshot) and the live view.
+fn status_page_html(state: &HttpState) -> String {
+    let eval = state.api.as_ref().map(|api| {
+        let now = api.evaluator.clock.now_ms();
+        let snap = api.evaluator.snapshot.borrow().clone();
+        let incidents: Vec<serde_json::Value> = snap
+            .active
+            .iter()
+            .map(|i| crate::api::incident_json(i, now, false))
+            .collect();
+        (crate::api::slo_json(&snap), incidents, now)
+    });
+    let live = state.live.lock().unwrap_or_else(|p| p.into_inner());
+    match &eval {
+        Some((slo, incidents, now)) => crate::status_page::render(
+            &live,
+            Some(crate::status_page::Evaluation { slo, incidents }),
+            *now,
+        ),
+        None => crate::status_page::render(&live, None, crate::store::now_unix_ms()),
     }
 }
 

@@ -37,6 +37,8 @@ pub mod remote_write;
 pub mod rules;
 pub mod signal;
 pub mod status_page;
+// ---- status page and monthly evidence report (issue #6)
+pub mod report;
 pub mod store;
 pub mod tls;
 

@@ -99,6 +99,76 @@ fn load(cli: &Cli) -> Result<Config, config::ConfigError> {
     Ok(cfg)
 }
 
+/// `outpost-collector report …`: exit 0 written, 1 unreachable or
+/// refused, 2 usage.
+fn report(
+    cfg: &Config,
+    month: &str,
+    out: &std::path::Path,
+    format: &str,
+    url: Option<&str>,
+) -> ExitCode {
+    use outpost_collector::notify::client::HttpUrl;
+    use outpost_collector::report::{self, Month};
+    let month = match Month::parse(month) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if format != "html" && format != "md" {
+        eprintln!("error: --format {format:?}: write html or md");
+        return ExitCode::from(2);
+    }
+    let base = url.map_or_else(|| format!("http://{}", cfg.http_listen), str::to_string);
+    let url = match HttpUrl::parse(&base) {
+        Ok(u) => u,
+        Err(e) => {
+            eprintln!("error: --url {base:?}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let now = outpost_collector::store::now_unix_ms();
+    let r = match runtime.block_on(report::collect(&url, month, now)) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let text = if format == "md" {
+        report::markdown(&r)
+    } else {
+        report::html(&r)
+    };
+    if let Err(e) = std::fs::write(out, text) {
+        eprintln!(
+            "error: cannot write {}: {e}\n  fix: choose a writable --out path",
+            out.display()
+        );
+        return ExitCode::from(1);
+    }
+    println!(
+        "wrote {} ({} objectives, {} incidents, {} agents)",
+        out.display(),
+        r.objectives.len(),
+        r.incidents.len(),
+        r.agents.len()
+    );
+    ExitCode::SUCCESS
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     outpost_config_diag::init_logging();
@@ -155,6 +225,15 @@ fn main() -> ExitCode {
     }) = &cli.command
     {
         return incidents(&cfg, url.as_deref(), token_file.as_ref(), action);
+    }
+    if let Some(Command::Report {
+        month,
+        out,
+        format,
+        url,
+    }) = &cli.command
+    {
+        return report(&cfg, month, out, format, url.as_deref());
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
