@@ -71,6 +71,8 @@ struct RawCollector {
     heartbeat: Option<Spanned<String>>,
     backoff_initial: Option<Spanned<String>>,
     backoff_max: Option<Spanned<String>>,
+    // delivery (#4): HTTP/2 keepalive interval and timeout.
+    keepalive: Option<Spanned<String>>,
 }
 
 /// The fields every check has, plus one optional table per kind.
@@ -130,6 +132,9 @@ pub struct CollectorSettings {
     pub heartbeat: Duration,
     pub backoff_initial: Duration,
     pub backoff_max: Duration,
+    /// HTTP/2 ping interval, and how long a ping may go unanswered: a
+    /// silently dead link is noticed within about twice this.
+    pub keepalive: Duration,
 }
 
 /// One configured check: common settings plus its kind.
@@ -326,12 +331,14 @@ fn validate_collector(
         Duration::from_millis(500),
     )?;
     let backoff_max = dur(raw.backoff_max, "backoff_max", Duration::from_secs(60))?;
+    let keepalive = dur(raw.keepalive, "keepalive", Duration::from_secs(10))?;
     Ok(CollectorSettings {
         endpoints,
         batch_max,
         heartbeat,
         backoff_initial,
         backoff_max: backoff_max.max(backoff_initial),
+        keepalive,
     })
 }
 

@@ -91,6 +91,8 @@ pub async fn run(
         token.clone(),
         &tracker,
     );
+    // delivery (#4): buffer recovery after write failures + status file.
+    tracker.spawn(buffer::maintain(buffer.clone(), token.clone()));
     let progress = Arc::new(transport::Progress::default());
     tracker.spawn(transport::run(
         config.agent.clone(),

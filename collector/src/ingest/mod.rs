@@ -169,13 +169,13 @@ impl IngestService {
             };
             match msg.msg {
                 Some(pb::agent_message::Msg::Batch(batch)) => {
-                    let results = convert::batch(batch).map_err(|e| {
+                    let batch = convert::batch(batch).map_err(|e| {
                         self.reject(e.reason);
                         Status::invalid_argument(e.to_string())
                     })?;
                     let ingested = self
                         .store
-                        .ingest(agent.to_string(), results)
+                        .ingest(agent.to_string(), batch.results, batch.dropped_through)
                         .await
                         .map_err(|e| {
                             tracing::error!(error = %e, "store failed a batch");
@@ -185,7 +185,14 @@ impl IngestService {
                         tracing::warn!(
                             agent,
                             dropped_by_agent = ingested.gap,
-                            "agent announced dropped results (buffer full)"
+                            "agent announced dropped results (buffer full, write error or corrupt)"
+                        );
+                    }
+                    if ingested.lost > 0 {
+                        tracing::error!(
+                            agent,
+                            lost = ingested.lost,
+                            "results missing that the agent did not announce as dropped"
                         );
                     }
                     if tx.send(Ok(ack(ingested.hwm))).await.is_err() {
