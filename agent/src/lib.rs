@@ -45,14 +45,33 @@ use tokio_util::task::TaskTracker;
 use crate::buffer::{Buffer, BufferError, Limits};
 use crate::config::Config;
 
+/// How long the agent waits for a buffer another process holds (an
+/// `outpost-agent buffer` inspecting it, an old agent still stopping).
+pub const BUFFER_LOCK_WAIT: Duration = Duration::from_secs(30);
+
 /// Opens the buffer configured in `config`, moving a corrupt one aside
-/// with a loud log.
-pub fn open_buffer(config: &Config) -> Result<Buffer, BufferError> {
+/// with a loud log. A buffer locked by another process is waited for (up
+/// to [`BUFFER_LOCK_WAIT`]), never moved aside.
+pub async fn open_buffer(config: &Config) -> Result<Buffer, BufferError> {
     let limits = Limits {
         max_bytes: config.buffer.max_bytes,
         max_entries: config.buffer.max_entries,
     };
-    let (buffer, report) = Buffer::open(&config.buffer.path, limits)?;
+    let deadline = tokio::time::Instant::now() + BUFFER_LOCK_WAIT;
+    let mut warned = false;
+    let (buffer, report) = loop {
+        match Buffer::open(&config.buffer.path, limits) {
+            Err(BufferError::Locked { .. }) if tokio::time::Instant::now() < deadline => {
+                if !warned {
+                    warned = true;
+                    tracing::warn!(path = %config.buffer.path.display(),
+                        "buffer is locked by another process; waiting for it");
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => break other?,
+        }
+    };
     if let Some(aside) = report.moved_aside {
         tracing::error!(
             path = %config.buffer.path.display(),

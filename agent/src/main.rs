@@ -68,7 +68,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Run => runtime.block_on(async {
-            let buffer = match outpost_agent::open_buffer(&cfg) {
+            let buffer = match outpost_agent::open_buffer(&cfg).await {
                 Ok(b) => b,
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -137,6 +137,14 @@ fn print_buffer(cfg: &config::Config) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(BufferError::Locked { .. }) => match buffer::read_status(&cfg.buffer.path) {
+            Ok(Some(s)) if !std::path::Path::new(&format!("/proc/{}", s.pid)).exists() => {
+                eprintln!(
+                    "error: the buffer at {} is in use, but its status file was written by process {}, which no longer runs; try again in a few seconds",
+                    cfg.buffer.path.display(),
+                    s.pid
+                );
+                ExitCode::from(1)
+            }
             Ok(Some(s)) => {
                 println!(
                     "source:             status file of the running agent (pid {}), written {:.1}s ago",

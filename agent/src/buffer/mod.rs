@@ -2,30 +2,34 @@
 //!
 //! Guarantees (each one is tested in `tests.rs` or in `tests/`):
 //! * **Produced means durable, and only durable entries are sent.** A
-//!   group is produced when [`Buffer::commit`] (append + flush) returns
+//!   group is produced when [`Buffer::commit`] (write + flush) returns
 //!   `Ok`; it then survives kill -9. [`Buffer::read_after`] returns only
 //!   entries at or below the *durable mark* (the highest sequence covered
-//!   by a successful flush), so the collector never holds a result whose
-//!   sequence a crash could hand out again.
-//! * **Sequences never repeat.** Each entry gets the next `u64`; the next
-//!   value is derived at open from the persisted counter, the highest key
-//!   and the highest sequence ever removed, so neither a restart nor an
-//!   empty buffer can reissue a number. A freshly created buffer starts at
-//!   the current unix time in microseconds (its *origin*), so a buffer
-//!   recreated after corruption still issues numbers above the old ones.
+//!   by a successful flush) and never runs in the middle of a commit, so
+//!   the collector never holds a result whose sequence a crash could hand
+//!   out again, nor sees a drop before it is durable.
+//! * **Sequences never repeat and never vanish.** Each entry gets the next
+//!   `u64`. The next value is persisted in the same atomic batch as the
+//!   entries that used it (`state.rs`), so after a crash it resumes exactly
+//!   after the last durable entry: no reuse, and no number burnt without
+//!   an entry (which the collector would count as lost). A freshly created
+//!   buffer starts at the current unix time in microseconds (its
+//!   *origin*), so a buffer recreated after corruption issues numbers
+//!   above the old ones.
 //! * **Only acknowledged entries are deleted**, except by the three
 //!   counted drops ([`DropReason`]). Every sequence removed without an ack
-//!   is at or below the persisted `dropped_through` mark, which travels in
-//!   every batch: that is how the collector tells an announced drop from a
-//!   loss. Counters and marks are written *before* the removals they
-//!   describe, and open/recovery finish any removal at or below the
-//!   `removed_through` mark (acks and drop-oldest remove from the bottom),
-//!   so a crash can over-report a drop, never hide one.
-//! * **Bounded.** Logical bytes (key + value) and entry count never exceed
-//!   the configured bounds after a commit: room is made first by dropping
-//!   the oldest (counted per reason in a persistent counter). sled uses
-//!   about twice the logical size on disk and never returns freed space to
-//!   the filesystem, so size `max_bytes` at half the disk you can give.
+//!   is at or below the persisted `dropped_through` mark, announced in
+//!   every batch (as of the last flush): that is how the collector tells
+//!   an announced drop from a loss. Counters, marks and the removals they
+//!   describe change together in one batch.
+//! * **Bounded.** Logical bytes and entry count never exceed the
+//!   configured bounds after a commit: room is made first by dropping the
+//!   oldest (counted per reason). sled uses more than the logical size on
+//!   disk and never returns freed space to the filesystem, so size
+//!   `max_bytes` at half the disk you can give.
+//! * **Bounded memory.** Entries are stored several per value (`chunk.rs`)
+//!   so sled's per-page memory stays small, and nothing scans the whole
+//!   buffer at open.
 //! * **A corrupt buffer never stops probing**: [`Buffer::open`] moves an
 //!   unusable directory aside (`<path>.corrupt-<unix>`) and starts fresh,
 //!   and says so in its [`OpenReport`]. A *locked* buffer (another agent
@@ -33,18 +37,13 @@
 //! * **A write failure never stops the agent.** sled 0.34 poisons itself
 //!   after an I/O error (every later write fails, even once space is back),
 //!   so [`Buffer::commit`] *abandons* a failed group (counted as
-//!   `write_error`, announced, marked for discard) and the buffer recovers
-//!   (`recover.rs`): it drops the poisoned database, reopens it from disk,
-//!   removes whatever part of the abandoned groups reached the disk,
-//!   persists the in-memory counters and flushes, and only then serves
-//!   again. Until then commits fail fast and are counted.
-//!
-//! Entry value layout (version 1): `[1u8][produced_unix_ms: i64 BE][payload]`,
-//! where the payload is the prost encoding of the wire `CheckResult`, the
-//! same bytes that go on the wire.
+//!   `write_error`, announced, never sent) and the buffer recovers
+//!   (`recover.rs`) by reopening the database from disk once it can.
 
+mod chunk;
 mod open;
 mod recover;
+mod state;
 mod status;
 mod write;
 
@@ -53,22 +52,15 @@ pub use status::{maintain, read_status, render, status_path, StatusFile};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use sled::IVec;
 
 use open::{Disposition, Handles};
+use state::{State, STATE_KEY};
 
-const VALUE_VERSION: u8 = 1;
-const HEADER_LEN: usize = 9;
-const KEY_NEXT: &[u8] = b"next_seq";
-/// Highest sequence removed by an ack or by drop-oldest: nothing at or
-/// below it may remain.
-const KEY_REMOVED_THROUGH: &[u8] = b"floor";
 const KEY_ORIGIN: &[u8] = b"origin";
-const KEY_DROPPED_THROUGH: &[u8] = b"dropped_through";
-const DROPPED_PREFIX: &str = "dropped.";
 
 /// Why results were dropped (the label on the dropped counter).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -143,7 +135,7 @@ pub struct OpenReport {
     pub reason: Option<String>,
 }
 
-/// One buffered entry.
+/// One buffered entry. The payload shares memory with the stored value.
 #[derive(Debug, Clone)]
 pub struct Entry {
     pub seq: u64,
@@ -193,21 +185,26 @@ struct Inner {
     origin: u64,
     /// `None` while the database is closed for recovery.
     handles: RwLock<Option<Handles>>,
-    /// Serialises group commits and recoveries.
+    /// Serialises commits (write + flush), reads for sending, and
+    /// recoveries: a reader never sees a commit half done.
     writer: tokio::sync::Mutex<()>,
+    /// The state as last written to the open database; held while a
+    /// batch is built and applied, so state and entries change together.
+    state: Mutex<State>,
     needs_recovery: AtomicBool,
     /// First sequence of the earliest abandoned group not yet discarded
-    /// (0: none). Recovery removes everything at or above it: the
-    /// abandoned groups since the last good commit, nothing else.
+    /// (0: none); recovery removes everything from it on.
     discard_from: AtomicU64,
+    /// Abandoned since the last recovery: counted here until recovery
+    /// can persist them.
+    pending_write_errors: AtomicU64,
+    pending_dropped_through: AtomicU64,
     next_seq: AtomicU64,
-    entries: AtomicU64,
-    bytes: AtomicU64,
-    removed_through: AtomicU64,
-    dropped_through: AtomicU64,
     appended_through: AtomicU64,
     durable_through: AtomicU64,
-    dropped: [AtomicU64; 3],
+    /// `dropped_through` as of the last successful flush: what batches
+    /// announce.
+    announced_through: AtomicU64,
     /// Test hook: the next flush fails as if the disk were full.
     #[cfg(test)]
     fail_next_flush: AtomicBool,
@@ -221,15 +218,6 @@ impl std::fmt::Debug for Buffer {
     }
 }
 
-fn u64_of(v: Option<IVec>) -> u64 {
-    v.and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
-        .map_or(0, u64::from_be_bytes)
-}
-
-fn dropped_key(reason: DropReason) -> String {
-    format!("{DROPPED_PREFIX}{}", reason.as_str())
-}
-
 pub(crate) fn now_unix_micros() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -237,44 +225,49 @@ pub(crate) fn now_unix_micros() -> u64 {
         .max(1)
 }
 
-/// What a scan of the results tree found.
-struct Scan {
-    entries: u64,
-    bytes: u64,
-    last: u64,
-}
-
-fn scan(results: &sled::Tree) -> Result<Scan, sled::Error> {
-    let mut s = Scan {
-        entries: 0,
-        bytes: 0,
-        last: 0,
-    };
-    for kv in results.iter() {
+/// Counts live entries and bytes and finds the last sequence, by reading
+/// everything: only for a buffer without a state record (or after
+/// corruption), never on a normal open.
+fn scan(results: &sled::Tree, removed_through: u64) -> Result<(u64, u64, u64), sled::Error> {
+    let (mut entries, mut bytes, mut last) = (0, 0, 0);
+    for kv in results.range(..STATE_KEY) {
         let (k, v) = kv?;
-        s.entries += 1;
-        s.bytes += (k.len() + v.len()) as u64;
-        s.last = u64_of(Some(k));
+        for item in chunk::decode(&k, &v).unwrap_or_default() {
+            if item.seq > removed_through {
+                entries += 1;
+                bytes += item.size();
+            }
+            last = last.max(item.seq);
+        }
     }
-    Ok(s)
+    Ok((entries, bytes, last))
 }
 
-/// Removes whatever is left at or below `removed_through` (a removal a
-/// crash or a failed flush did not make durable; already counted).
-fn finish_removals(results: &sled::Tree, removed_through: u64) -> Result<(), sled::Error> {
-    if removed_through == 0 {
-        return Ok(());
+/// The highest sequence stored (0: none).
+fn last_seq(results: &sled::Tree) -> Result<u64, sled::Error> {
+    Ok(match results.range(..STATE_KEY).next_back() {
+        Some(kv) => {
+            let (k, v) = kv?;
+            chunk::decode(&k, &v)
+                .and_then(|items| items.last().map(|i| i.seq))
+                .unwrap_or_else(|| chunk::key_seq(&k))
+        }
+        None => 0,
+    })
+}
+
+/// The state record, or one rebuilt by a scan when there is none.
+fn load_state(results: &sled::Tree) -> Result<State, sled::Error> {
+    if let Some(s) = results.get(STATE_KEY)?.and_then(|v| State::decode(&v)) {
+        return Ok(s);
     }
-    let mut batch = sled::Batch::default();
-    let mut any = false;
-    for kv in results.range(..=removed_through.to_be_bytes()) {
-        batch.remove(kv?.0);
-        any = true;
-    }
-    if any {
-        results.apply_batch(batch)?;
-    }
-    Ok(())
+    let (entries, bytes, last) = scan(results, 0)?;
+    Ok(State {
+        entries,
+        bytes,
+        next_seq: last.saturating_add(1),
+        ..State::default()
+    })
 }
 
 impl Buffer {
@@ -307,26 +300,20 @@ impl Buffer {
 
     fn try_open(path: &Path, limits: Limits) -> Result<Buffer, sled::Error> {
         let h = open::handles(path)?;
-        let mut origin = u64_of(h.meta.get(KEY_ORIGIN)?);
+        let mut origin = chunk::key_seq(&h.meta.get(KEY_ORIGIN)?.unwrap_or_default());
         if origin == 0 {
             origin = now_unix_micros();
             h.meta.insert(KEY_ORIGIN, &origin.to_be_bytes())?;
             h.db.flush()?;
         }
-        let persisted_next = u64_of(h.meta.get(KEY_NEXT)?);
-        let removed_through = u64_of(h.meta.get(KEY_REMOVED_THROUGH)?);
-        let dropped_through = u64_of(h.meta.get(KEY_DROPPED_THROUGH)?);
-        finish_removals(&h.results, removed_through)?;
-        let s = scan(&h.results)?;
-        let next = persisted_next
-            .max(s.last.saturating_add(1))
-            .max(removed_through.saturating_add(1))
-            .max(dropped_through.saturating_add(1))
+        let state = load_state(&h.results)?;
+        let last = last_seq(&h.results)?;
+        let next = state
+            .next_seq
+            .max(last.saturating_add(1))
+            .max(state.removed_through.saturating_add(1))
+            .max(state.dropped_through.saturating_add(1))
             .max(origin);
-        let dropped = DropReason::ALL.map(|_| AtomicU64::new(0));
-        for r in DropReason::ALL {
-            dropped[r.index()].store(u64_of(h.meta.get(dropped_key(r))?), Ordering::SeqCst);
-        }
         Ok(Buffer {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
@@ -334,16 +321,15 @@ impl Buffer {
                 origin,
                 handles: RwLock::new(Some(h)),
                 writer: tokio::sync::Mutex::new(()),
+                announced_through: AtomicU64::new(state.dropped_through),
+                state: Mutex::new(state),
                 needs_recovery: AtomicBool::new(false),
                 discard_from: AtomicU64::new(0),
+                pending_write_errors: AtomicU64::new(0),
+                pending_dropped_through: AtomicU64::new(0),
                 next_seq: AtomicU64::new(next),
-                entries: AtomicU64::new(s.entries),
-                bytes: AtomicU64::new(s.bytes),
-                removed_through: AtomicU64::new(removed_through),
-                dropped_through: AtomicU64::new(dropped_through),
-                appended_through: AtomicU64::new(s.last),
-                durable_through: AtomicU64::new(s.last),
-                dropped,
+                appended_through: AtomicU64::new(last),
+                durable_through: AtomicU64::new(last),
                 #[cfg(test)]
                 fail_next_flush: AtomicBool::new(false),
             }),
@@ -368,6 +354,13 @@ impl Buffer {
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
             .ok_or_else(|| self.unavailable())
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn unavailable(&self) -> BufferError {
@@ -398,10 +391,10 @@ impl Buffer {
         self.inner.next_seq.fetch_add(1, Ordering::SeqCst)
     }
 
-    /// Highest sequence removed without an acknowledgement (0: none); sent
-    /// with every batch.
+    /// The drop mark batches announce: every sequence removed without an
+    /// acknowledgement, durably, is at or below it.
     pub fn dropped_through(&self) -> u64 {
-        self.inner.dropped_through.load(Ordering::SeqCst)
+        self.inner.announced_through.load(Ordering::SeqCst)
     }
 
     /// True after a failure until the buffer recovered.
@@ -410,9 +403,19 @@ impl Buffer {
     }
 
     /// Up to `max_entries` durable entries (and about `max_bytes`) with
-    /// sequence greater than `after`, oldest first. Unreadable entries are
-    /// removed and counted as `corrupt`.
-    pub fn read_after(
+    /// sequence greater than `after`, oldest first. Waits for a commit in
+    /// progress. Unreadable chunks are removed and counted as `corrupt`.
+    pub async fn read_after(
+        &self,
+        after: u64,
+        max_entries: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<Entry>, BufferError> {
+        let _serial = self.inner.writer.lock().await;
+        self.read_after_locked(after, max_entries, max_bytes)
+    }
+
+    fn read_after_locked(
         &self,
         after: u64,
         max_entries: usize,
@@ -424,95 +427,80 @@ impl Buffer {
             return Ok(out);
         }
         let h = self.handles()?;
+        let from = after.max(self.state().removed_through).saturating_add(1);
+        // The chunk holding `from` starts at or before it.
+        let start = match h.results.range(..=chunk::key(from)).next_back() {
+            Some(kv) => kv.map_err(|e| self.fail(e))?.0,
+            None => IVec::from(&chunk::key(from)),
+        };
+        let mut corrupt = Vec::new();
         let mut size = 0usize;
-        let range = after.saturating_add(1).to_be_bytes()..=durable.to_be_bytes();
-        for kv in h.results.range(range) {
+        'chunks: for kv in h.results.range(start..IVec::from(STATE_KEY)) {
             let (k, v) = kv.map_err(|e| self.fail(e))?;
-            let seq = u64_of(Some(k.clone()));
-            match decode_value(&v) {
-                Some((produced, payload_range)) => {
-                    size += v.len();
-                    out.push(Entry {
-                        seq,
-                        produced_unix_ms: produced,
-                        payload: v.subslice(payload_range.start, payload_range.len()),
-                    });
+            let Some(items) = chunk::decode(&k, &v) else {
+                corrupt.push(k);
+                continue;
+            };
+            for item in items {
+                if item.seq < from {
+                    continue;
                 }
-                None => self.remove_corrupt(&h, seq)?,
+                if item.seq > durable || out.len() >= max_entries || size >= max_bytes {
+                    break 'chunks;
+                }
+                size += item.payload.len();
+                out.push(Entry {
+                    seq: item.seq,
+                    produced_unix_ms: item.produced,
+                    payload: v.subslice(item.payload.start, item.payload.len()),
+                });
             }
-            if out.len() >= max_entries || size >= max_bytes {
-                break;
-            }
+        }
+        if !corrupt.is_empty() {
+            self.remove_corrupt(&h, &corrupt)?;
         }
         Ok(out)
-    }
-
-    fn remove_corrupt(&self, h: &Handles, seq: u64) -> Result<(), BufferError> {
-        let key = seq.to_be_bytes();
-        if let Some(old) = h.results.get(key).map_err(|e| self.fail(e))? {
-            self.note_dropped(h, DropReason::Corrupt, 1, seq)?;
-            h.results.remove(key).map_err(|e| self.fail(e))?;
-            self.account_removed(1, key.len() + old.len());
-            tracing::error!(
-                seq,
-                "buffered result is unreadable; dropped it (counted as corrupt)"
-            );
-        }
-        Ok(())
-    }
-
-    /// Removes one entry whose payload the transport could not decode;
-    /// counted as `corrupt` and announced.
-    pub fn drop_corrupt(&self, seq: u64) -> Result<(), BufferError> {
-        let h = self.handles()?;
-        self.remove_corrupt(&h, seq)
-    }
-
-    fn account_removed(&self, n: u64, bytes: usize) {
-        self.inner.entries.fetch_sub(n, Ordering::SeqCst);
-        self.inner.bytes.fetch_sub(bytes as u64, Ordering::SeqCst);
     }
 
     /// Current depth, bytes, oldest entry and counters. Works while the
     /// buffer is closed for recovery (then without the oldest entry).
     pub fn stats(&self) -> Stats {
-        let first = self
-            .handles()
-            .ok()
-            .and_then(|h| h.results.first().ok().flatten());
-        let (oldest_seq, oldest_produced) = match first {
-            Some((k, v)) => (Some(u64_of(Some(k))), decode_value(&v).map(|(p, _)| p)),
-            None => (None, None),
-        };
+        let st = *self.state();
+        let oldest = self.handles().ok().and_then(|h| {
+            h.results
+                .range(..STATE_KEY)
+                .filter_map(Result::ok)
+                .find_map(|(k, v)| {
+                    chunk::decode(&k, &v)?
+                        .into_iter()
+                        .find(|i| i.seq > st.removed_through)
+                })
+        });
+        let pending = self.inner.pending_write_errors.load(Ordering::SeqCst);
         let mut dropped = BTreeMap::new();
         for r in DropReason::ALL {
-            dropped.insert(
-                r.as_str(),
-                self.inner.dropped[r.index()].load(Ordering::SeqCst),
-            );
+            let extra = if r == DropReason::WriteError {
+                pending
+            } else {
+                0
+            };
+            dropped.insert(r.as_str(), st.dropped[r.index()] + extra);
         }
         Stats {
-            entries: self.inner.entries.load(Ordering::SeqCst),
-            bytes: self.inner.bytes.load(Ordering::SeqCst),
-            oldest_seq,
-            oldest_produced_unix_ms: oldest_produced,
+            entries: st.entries,
+            bytes: st.bytes,
+            oldest_seq: oldest.as_ref().map(|i| i.seq),
+            oldest_produced_unix_ms: oldest.map(|i| i.produced),
             next_seq: self.inner.next_seq.load(Ordering::SeqCst),
             origin_seq: self.inner.origin,
-            dropped_through: self.inner.dropped_through.load(Ordering::SeqCst),
+            dropped_through: st
+                .dropped_through
+                .max(self.inner.pending_dropped_through.load(Ordering::SeqCst)),
             durable_through: self.inner.durable_through.load(Ordering::SeqCst),
             available: !self.needs_recovery(),
             dropped,
         }
     }
-}
-
-/// Splits a stored value into (produced_unix_ms, payload byte range).
-fn decode_value(v: &[u8]) -> Option<(i64, std::ops::Range<usize>)> {
-    if v.len() < HEADER_LEN || v[0] != VALUE_VERSION {
-        return None;
-    }
-    let produced = i64::from_be_bytes(v[1..HEADER_LEN].try_into().ok()?);
-    Some((produced, HEADER_LEN..v.len()))
 }
 
 #[cfg(test)]

@@ -3,14 +3,18 @@
 //! sled 0.34 sets a sticky global error on its first I/O failure (ENOSPC
 //! included): every later write and flush fails, even after space returns,
 //! while reads keep working. The only way back is to drop every handle to
-//! the database and open it again from disk. Recovery does that, then
-//! puts the disk in the state the in-memory counters describe:
-//! * removes what is left of the abandoned groups (`discard_from..`): they
-//!   were counted as `write_error` and must never be sent;
-//! * finishes removals at or below `removed_through` (acks and drop-oldest
-//!   whose removal had not reached the disk);
-//! * persists the next sequence, the marks and the dropped counters;
-//! * flushes, recounts, and only then hands the database back.
+//! the database and open it again from disk. Recovery does that and then
+//! reconciles the disk with what the agent knows:
+//! * the state record on disk is the truth for entries and counters
+//!   (state and entries changed together, so they agree; changes that
+//!   had not reached the disk simply did not happen — e.g. an unflushed
+//!   ack, whose entries are sent again and dropped as duplicates);
+//! * the abandoned groups (`discard_from..`) are removed if any part of
+//!   them reached the disk: they were counted as `write_error` and must
+//!   never be sent;
+//! * the pending `write_error` count and mark, and the next sequence, are
+//!   added to the record;
+//! * one batch, one flush, and only then the database is handed back.
 //!
 //! Any step failing (the disk is still full) leaves the buffer closed;
 //! the next commit or the maintenance task tries again.
@@ -19,14 +23,13 @@ use std::sync::atomic::Ordering;
 use std::sync::PoisonError;
 use std::time::Duration;
 
-use super::{
-    dropped_key, finish_removals, open, scan, u64_of, Buffer, BufferError, DropReason,
-    KEY_DROPPED_THROUGH, KEY_NEXT, KEY_REMOVED_THROUGH,
-};
+use super::chunk;
+use super::state::STATE_KEY;
+use super::{load_state, open, Buffer, BufferError, DropReason};
 
 /// How often a reopen that finds the database still locked (the poisoned
 /// instance's last handles are being dropped) is retried, and how far apart.
-const REOPEN_ATTEMPTS: u32 = 20;
+const REOPEN_ATTEMPTS: u32 = 40;
 const REOPEN_PAUSE: Duration = Duration::from_millis(50);
 
 impl Buffer {
@@ -77,47 +80,61 @@ impl Buffer {
             source,
         };
         let h = open::handles(path).map_err(|e| open::open_error(path, e))?;
+        let mut d = load_state(&h.results).map_err(storage)?;
+        let mut batch = sled::Batch::default();
         let discard_from = self.inner.discard_from.load(Ordering::SeqCst);
         if discard_from > 0 {
-            let mut batch = sled::Batch::default();
-            for kv in h.results.range(discard_from.to_be_bytes()..) {
-                batch.remove(kv.map_err(storage)?.0);
+            // Chunks holding anything at or above discard_from: the tail.
+            for kv in h.results.range(..STATE_KEY).rev() {
+                let (k, v) = kv.map_err(storage)?;
+                let Some(items) = chunk::decode(&k, &v) else {
+                    break;
+                };
+                if items.last().is_none_or(|i| i.seq < discard_from) {
+                    break;
+                }
+                for i in items.iter().filter(|i| i.seq >= discard_from) {
+                    if i.seq > d.removed_through {
+                        d.entries -= 1;
+                        d.bytes -= i.size();
+                    }
+                }
+                batch.remove(k);
+                let keep: Vec<(u64, i64, &[u8])> = items
+                    .iter()
+                    .filter(|i| i.seq < discard_from)
+                    .map(|i| (i.seq, i.produced, &v[i.payload.clone()]))
+                    .collect();
+                if let Some(first) = keep.first() {
+                    batch.insert(&chunk::key(first.0), chunk::encode(keep.iter().copied()));
+                }
             }
-            h.results.apply_batch(batch).map_err(storage)?;
         }
-        let persisted = u64_of(h.meta.get(KEY_REMOVED_THROUGH).map_err(storage)?);
-        let removed_through = self
-            .inner
-            .removed_through
-            .fetch_max(persisted, Ordering::SeqCst)
-            .max(persisted);
-        finish_removals(&h.results, removed_through).map_err(storage)?;
-        let put = |k: &[u8], v: u64| h.meta.insert(k, &v.to_be_bytes()).map(|_| ());
-        put(KEY_NEXT, self.inner.next_seq.load(Ordering::SeqCst)).map_err(storage)?;
-        put(KEY_REMOVED_THROUGH, removed_through).map_err(storage)?;
-        put(
-            KEY_DROPPED_THROUGH,
-            self.inner.dropped_through.load(Ordering::SeqCst),
-        )
-        .map_err(storage)?;
-        for r in DropReason::ALL {
-            put(
-                dropped_key(r).as_bytes(),
-                self.inner.dropped[r.index()].load(Ordering::SeqCst),
-            )
-            .map_err(storage)?;
-        }
+        let pending = self.inner.pending_write_errors.load(Ordering::SeqCst);
+        d.dropped[DropReason::WriteError.index()] += pending;
+        d.dropped_through = d
+            .dropped_through
+            .max(self.inner.pending_dropped_through.load(Ordering::SeqCst));
+        d.next_seq = d.next_seq.max(self.inner.next_seq.load(Ordering::SeqCst));
+        batch.insert(STATE_KEY, d.encode().as_slice());
+        h.results.apply_batch(batch).map_err(storage)?;
         h.db.flush().map_err(storage)?;
-        let s = scan(&h.results).map_err(storage)?;
-        self.inner.entries.store(s.entries, Ordering::SeqCst);
-        self.inner.bytes.store(s.bytes, Ordering::SeqCst);
+        let last = self.last_stored(&h)?;
+        *self.state() = d;
+        self.inner
+            .pending_write_errors
+            .fetch_sub(pending, Ordering::SeqCst);
+        self.inner
+            .pending_dropped_through
+            .store(0, Ordering::SeqCst);
+        self.inner.discard_from.store(0, Ordering::SeqCst);
         self.inner
             .appended_through
-            .fetch_max(s.last, Ordering::SeqCst);
+            .fetch_max(last, Ordering::SeqCst);
+        self.inner.durable_through.fetch_max(last, Ordering::SeqCst);
         self.inner
-            .durable_through
-            .fetch_max(s.last, Ordering::SeqCst);
-        self.inner.discard_from.store(0, Ordering::SeqCst);
+            .announced_through
+            .fetch_max(d.dropped_through, Ordering::SeqCst);
         self.inner.needs_recovery.store(false, Ordering::SeqCst);
         *self
             .inner

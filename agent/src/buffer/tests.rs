@@ -21,7 +21,7 @@ fn payload(seq: u64) -> Vec<u8> {
 }
 
 fn entry_size(seq: u64) -> u64 {
-    (8 + HEADER_LEN + payload(seq).len()) as u64
+    chunk::entry_size(payload(seq).len())
 }
 
 fn group(b: &Buffer, n: usize) -> Vec<(u64, i64, Vec<u8>)> {
@@ -149,15 +149,15 @@ async fn only_flushed_entries_are_read() {
     let (b, _) = Buffer::open(&dir.path().join("buf"), limits(100, 1 << 20)).unwrap();
     let durable = append_n(&b, 2).await;
     let pending = group(&b, 3);
-    b.append(&b.handles().unwrap(), &pending).unwrap();
+    b.write_group(&b.handles().unwrap(), &pending).unwrap();
     assert_eq!(b.stats().entries, 5);
     assert_eq!(
-        seqs(&b.read_after(0, 100, usize::MAX).unwrap()),
+        seqs(&b.read_after(0, 100, usize::MAX).await.unwrap()),
         durable,
         "unflushed entries are not sent"
     );
     b.flush().await.unwrap();
-    assert_eq!(b.read_after(0, 100, usize::MAX).unwrap().len(), 5);
+    assert_eq!(b.read_after(0, 100, usize::MAX).await.unwrap().len(), 5);
 }
 
 #[tokio::test]
@@ -173,7 +173,7 @@ async fn drop_oldest_counts_and_announces_what_it_drops() {
     assert_eq!(stats.dropped(DropReason::BufferFull), 15);
     assert_eq!(stats.oldest_seq, Some(all[15]));
     assert_eq!(stats.dropped_through, all[14]);
-    let read = b.read_after(0, 100, usize::MAX).unwrap();
+    let read = b.read_after(0, 100, usize::MAX).await.unwrap();
     assert_eq!(seqs(&read), all[15..].to_vec());
     assert_eq!(read[0].payload.as_ref(), payload(all[15]).as_slice());
 }
@@ -189,9 +189,58 @@ async fn a_group_larger_than_the_bound_keeps_its_newest() {
     assert_eq!(stats.dropped_through, new[1]);
     assert!(old[2] < new[0]);
     assert_eq!(
-        seqs(&b.read_after(0, 100, usize::MAX).unwrap()),
+        seqs(&b.read_after(0, 100, usize::MAX).await.unwrap()),
         new[2..].to_vec()
     );
+}
+
+fn data_keys(b: &Buffer) -> usize {
+    b.handles()
+        .unwrap()
+        .results
+        .range(..state::STATE_KEY)
+        .count()
+}
+
+#[tokio::test]
+async fn small_groups_are_packed_into_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("buf");
+    let (b, _) = Buffer::open(&path, limits(10_000, 1 << 30)).unwrap();
+    let mut all = Vec::new();
+    for _ in 0..200 {
+        all.extend(append_n(&b, 1).await);
+    }
+    // 3 full chunks of 64, then 8 single-entry chunks not yet packed.
+    assert_eq!(data_keys(&b), 3 + 8);
+    assert_eq!(
+        seqs(&b.read_after(0, usize::MAX, usize::MAX).await.unwrap()),
+        all
+    );
+    // A large group is split into full chunks straight away.
+    let big = append_n(&b, 150).await;
+    assert_eq!(data_keys(&b), 3 + 3, "8 carried + 150 = 158 = 64 + 64 + 30");
+    all.extend(big);
+    assert_eq!(
+        seqs(
+            &b.read_after(all[100], usize::MAX, usize::MAX)
+                .await
+                .unwrap()
+        ),
+        all[101..].to_vec()
+    );
+    // Acks in the middle of a chunk: the rest stays readable, the counts
+    // follow, and a restart agrees.
+    b.ack_through(all[70]).unwrap();
+    assert_eq!(b.stats().entries, all.len() as u64 - 71);
+    assert_eq!(b.stats().oldest_seq, Some(all[71]));
+    drop(b);
+    let b = reopen(&path, limits(10_000, 1 << 30)).await;
+    assert_eq!(
+        seqs(&b.read_after(0, usize::MAX, usize::MAX).await.unwrap()),
+        all[71..].to_vec()
+    );
+    assert_eq!(b.stats().entries, all.len() as u64 - 71);
 }
 
 #[tokio::test]
@@ -221,7 +270,7 @@ async fn a_failed_flush_abandons_the_group_and_the_buffer_recovers() {
     assert_eq!(stats.dropped(DropReason::WriteError), 3);
     assert_eq!(stats.dropped_through, failed[2].0);
     assert_eq!(
-        seqs(&b.read_after(0, 100, usize::MAX).unwrap()),
+        seqs(&b.read_after(0, 100, usize::MAX).await.unwrap()),
         good,
         "an abandoned group is never readable"
     );
@@ -233,11 +282,11 @@ async fn a_failed_flush_abandons_the_group_and_the_buffer_recovers() {
     assert_eq!(stats.entries, 6);
     let mut want = good.clone();
     want.extend(&later);
-    assert_eq!(seqs(&b.read_after(0, 100, usize::MAX).unwrap()), want);
+    assert_eq!(seqs(&b.read_after(0, 100, usize::MAX).await.unwrap()), want);
     // And all of it is what a restart finds.
     drop(b);
     let b = reopen(&path, limits(100, 1 << 20)).await;
-    assert_eq!(seqs(&b.read_after(0, 100, usize::MAX).unwrap()), want);
+    assert_eq!(seqs(&b.read_after(0, 100, usize::MAX).await.unwrap()), want);
     let stats = b.stats();
     assert_eq!(stats.dropped(DropReason::WriteError), 3);
     assert_eq!(stats.dropped_through, failed[2].0);
@@ -255,18 +304,24 @@ async fn recover_without_a_commit_reopens_the_buffer() {
     assert!(b.needs_recovery());
     assert!(b.recover().await.unwrap());
     assert!(!b.recover().await.unwrap(), "nothing left to recover");
-    assert_eq!(seqs(&b.read_after(0, 100, usize::MAX).unwrap()), good);
+    assert_eq!(seqs(&b.read_after(0, 100, usize::MAX).await.unwrap()), good);
 }
 
 /// Model-based test: random commits (some failing), reads, acks,
 /// recoveries and reopens against an in-memory queue with the same bounds.
 #[tokio::test]
 async fn model_random_operations_agree_with_an_in_memory_queue() {
-    for seed in 0..8u64 {
+    for seed in 0..12u64 {
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("buf");
-        let lim = limits(rng.random_range(5..60), rng.random_range(200..3000));
+        // Small bounds exercise drop-oldest; large ones let the tail pack
+        // into full chunks (64 entries).
+        let lim = if seed % 2 == 0 {
+            limits(rng.random_range(5..60), rng.random_range(200..3000))
+        } else {
+            limits(rng.random_range(100..400), rng.random_range(4000..30000))
+        };
         let (mut b, _) = Buffer::open(&path, lim).unwrap();
         let mut model: VecDeque<u64> = VecDeque::new();
         let mut model_bytes = 0u64;
@@ -279,7 +334,11 @@ async fn model_random_operations_agree_with_an_in_memory_queue() {
             let ctx = format!("seed {seed} step {step}");
             match rng.random_range(0..12) {
                 0..=5 => {
-                    let n = rng.random_range(1..8);
+                    let n = if rng.random_range(0..4) == 0 {
+                        rng.random_range(20..90)
+                    } else {
+                        rng.random_range(1..8)
+                    };
                     let fail = rng.random_range(0..5) == 0;
                     if fail {
                         b.fail_next_flush();
@@ -327,7 +386,7 @@ async fn model_random_operations_agree_with_an_in_memory_queue() {
                 }
                 8..=9 => {
                     let after = rng.random_range(0..=last_issued.max(1));
-                    if let Ok(got) = b.read_after(after, 10, usize::MAX) {
+                    if let Ok(got) = b.read_after(after, 10, usize::MAX).await {
                         let want: Vec<u64> = model
                             .iter()
                             .copied()
@@ -364,7 +423,7 @@ async fn model_random_operations_agree_with_an_in_memory_queue() {
             assert_eq!(stats.oldest_seq, model.front().copied(), "{ctx}");
             assert!(stats.next_seq > last_issued.max(acked), "{ctx}");
             assert_eq!(
-                seqs(&b.read_after(0, usize::MAX, usize::MAX).unwrap()),
+                seqs(&b.read_after(0, usize::MAX, usize::MAX).await.unwrap()),
                 model.iter().copied().collect::<Vec<_>>(),
                 "{ctx}: full content"
             );
@@ -465,7 +524,7 @@ async fn a_full_filesystem_is_survived_and_buffering_resumes() {
     want.extend(&committed_while_full);
     want.extend(&after);
     assert_eq!(
-        seqs(&b.read_after(0, usize::MAX, usize::MAX).unwrap()),
+        seqs(&b.read_after(0, usize::MAX, usize::MAX).await.unwrap()),
         want,
         "everything committed is there, nothing abandoned is"
     );
@@ -475,7 +534,7 @@ async fn a_full_filesystem_is_survived_and_buffering_resumes() {
     drop(b);
     let b = reopen(&path, lim).await;
     assert_eq!(
-        seqs(&b.read_after(0, usize::MAX, usize::MAX).unwrap()),
+        seqs(&b.read_after(0, usize::MAX, usize::MAX).await.unwrap()),
         want
     );
     assert_eq!(b.stats().dropped(DropReason::WriteError), failed);

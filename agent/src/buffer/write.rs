@@ -1,221 +1,200 @@
-//! The buffer's write path: the group commit (make room, append, flush),
-//! what happens when it fails, and deletion on acknowledgement.
+//! The buffer's write path: the group commit (make room, pack, write,
+//! flush), what happens when it fails, deletion on acknowledgement, and
+//! removal of unreadable entries.
 //!
-//! Ordering rule: a counter or mark is written before the removal it
-//! describes, in the same flush, so a crash between the two over-reports
-//! a drop (and open finishes the removal) instead of hiding one.
+//! Every change is one sled batch that carries the new state record
+//! (`state.rs`) with it, built and applied under the state lock.
 
 use std::sync::atomic::Ordering;
 
+use sled::IVec;
+
+use super::chunk::{self, Item, PACK_ENTRIES};
 use super::open::Handles;
-use super::{
-    dropped_key, u64_of, Buffer, BufferError, DropReason, HEADER_LEN, KEY_DROPPED_THROUGH,
-    KEY_NEXT, KEY_REMOVED_THROUGH, VALUE_VERSION,
-};
+use super::state::STATE_KEY;
+use super::{last_seq, Buffer, BufferError, DropReason};
 
-/// Logical size of one stored entry (key + value).
-fn entry_size(payload_len: usize) -> u64 {
-    (8 + HEADER_LEN + payload_len) as u64
-}
+/// One entry to write: (seq, produced_unix_ms, payload).
+type Incoming = (u64, i64, Vec<u8>);
 
-/// How to make room for an incoming group.
-struct Room {
-    /// Oldest stored keys to drop.
-    victims: Vec<sled::IVec>,
-    victim_bytes: u64,
-    /// Leading entries of the group itself not to write (only when the
-    /// group alone exceeds the bounds).
-    skip: usize,
-    /// Highest sequence dropped.
-    highest: u64,
+/// An entry of a small tail chunk, copied out to be packed again.
+struct Carried {
+    seq: u64,
+    produced: i64,
+    payload: IVec,
 }
 
 impl Buffer {
-    /// The group commit: makes room (drop-oldest), appends `entries`
+    /// The group commit: makes room (drop-oldest), writes `entries`
     /// (taken with [`Buffer::next_seq`], ascending) and flushes. When the
     /// buffer waits for recovery it recovers first. On failure the part of
     /// the group not already dropped for room is *abandoned*: counted as
     /// `write_error`, announced, never sent, and discarded from disk by the
-    /// next recovery. Returns how many results were dropped for room.
-    /// Serialised with recovery, so a recovery never splits a group.
-    pub async fn commit(&self, entries: &[(u64, i64, Vec<u8>)]) -> Result<u64, BufferError> {
+    /// recovery. Returns how many results were dropped for room.
+    pub async fn commit(&self, entries: &[Incoming]) -> Result<u64, BufferError> {
         let Some(last) = entries.last().map(|e| e.0) else {
             return Ok(0);
         };
         let _serial = self.inner.writer.lock().await;
-        // Index of the first entry whose fate is still open.
-        let mut open_from = 0usize;
-        let written = async {
+        // (result, leading entries whose fate is settled: dropped for room)
+        let (written, settled) = async {
             if self.needs_recovery() {
-                self.recover_locked().await?;
+                if let Err(e) = self.recover_locked().await {
+                    return (Err(e), 0);
+                }
             }
-            let h = self.handles()?;
-            let room = self.plan_room(&h, entries)?;
-            open_from = room.skip;
-            let dropped = (room.victims.len() + room.skip) as u64;
-            self.make_room(&h, room)?;
-            if let Some(rest) = entries.get(open_from..).filter(|r| !r.is_empty()) {
-                self.append(&h, rest)?;
-                drop(h);
-                self.flush().await?;
-            }
-            Ok(dropped)
+            let h = match self.handles() {
+                Ok(h) => h,
+                Err(e) => return (Err(e), 0),
+            };
+            let (dropped, skip) = match self.write_group(&h, entries) {
+                Ok(r) => r,
+                Err((e, skip)) => return (Err(e), skip),
+            };
+            drop(h);
+            (self.flush_locked().await.map(|()| dropped), skip)
         }
         .await;
         if written.is_err() {
-            if let Some((first, _, _)) = entries.get(open_from) {
+            if let Some((first, _, _)) = entries.get(settled) {
                 self.abandon(*first, last);
             }
         }
         written
     }
 
-    /// Decides what to drop so that the group fits: the oldest stored
-    /// entries first, then (if the group alone is too big) its own oldest.
-    fn plan_room(&self, h: &Handles, entries: &[(u64, i64, Vec<u8>)]) -> Result<Room, BufferError> {
+    /// Builds and applies the batch of one group: victims for room, the
+    /// group (packed with the small chunks at the tail once they reach a
+    /// chunk's worth), the new state. Returns (dropped for room, leading
+    /// group entries not written); on error also how many were skipped.
+    pub(super) fn write_group(
+        &self,
+        h: &Handles,
+        entries: &[Incoming],
+    ) -> Result<(u64, usize), (BufferError, usize)> {
         let limits = self.inner.limits;
-        let mut n = self.inner.entries.load(Ordering::SeqCst) + entries.len() as u64;
-        let mut bytes = self.inner.bytes.load(Ordering::SeqCst)
-            + entries.iter().map(|e| entry_size(e.2.len())).sum::<u64>();
-        let over = |n: u64, bytes: u64| n > limits.max_entries || bytes > limits.max_bytes;
-        let mut room = Room {
-            victims: Vec::new(),
-            victim_bytes: 0,
-            skip: 0,
-            highest: 0,
-        };
+        let mut st = self.state();
+        let mut new = *st;
+        let mut batch = sled::Batch::default();
+        let incoming: u64 = entries.iter().map(|e| chunk::entry_size(e.2.len())).sum();
+        let mut n = st.entries + entries.len() as u64;
+        let mut bytes = st.bytes + incoming;
+        let over = |n: u64, b: u64| n > limits.max_entries || b > limits.max_bytes;
+
+        // 1. Room: the oldest live entries go first, then (only if the
+        //    group alone is too big) the group's own oldest.
+        let mut victims = 0u64;
+        let mut highest = 0u64;
         if over(n, bytes) {
-            for kv in h.results.iter() {
+            for kv in h.results.range(..STATE_KEY) {
                 if !over(n, bytes) {
                     break;
                 }
-                let (k, v) = kv.map_err(|e| self.fail(e))?;
-                let size = (k.len() + v.len()) as u64;
-                room.highest = u64_of(Some(k.clone()));
-                room.victims.push(k);
-                room.victim_bytes += size;
-                n -= 1;
-                bytes -= size;
+                let (k, v) = kv.map_err(|e| (self.fail(e), 0))?;
+                // An unreadable chunk stops the search: the next read
+                // removes it and counts it (`remove_corrupt`); until then
+                // the bound may be exceeded by it.
+                let Some(items) = chunk::decode(&k, &v) else {
+                    break;
+                };
+                let mut all_dead = true;
+                for item in items.iter().filter(|i| i.seq > st.removed_through) {
+                    if !over(n, bytes) {
+                        all_dead = false;
+                        break;
+                    }
+                    n -= 1;
+                    bytes -= item.size();
+                    victims += 1;
+                    highest = item.seq;
+                }
+                if all_dead {
+                    batch.remove(k);
+                }
             }
         }
-        while over(n, bytes) && room.skip < entries.len() {
-            let (seq, _, payload) = &entries[room.skip];
-            room.highest = *seq;
-            room.skip += 1;
+        let mut skip = 0usize;
+        while over(n, bytes) && skip < entries.len() {
             n -= 1;
-            bytes -= entry_size(payload.len());
+            bytes -= chunk::entry_size(entries[skip].2.len());
+            highest = entries[skip].0;
+            skip += 1;
         }
-        Ok(room)
-    }
+        let dropped = victims + skip as u64;
+        if dropped > 0 {
+            new.removed_through = new.removed_through.max(highest);
+            new.dropped_through = new.dropped_through.max(highest);
+            new.dropped[DropReason::BufferFull.index()] += dropped;
+        }
 
-    /// Counts the drops, then removes the victims.
-    fn make_room(&self, h: &Handles, room: Room) -> Result<(), BufferError> {
-        let count = (room.victims.len() + room.skip) as u64;
-        if count == 0 {
-            return Ok(());
-        }
-        // In memory first: if persisting fails, recovery still finishes
-        // the removal of everything counted here.
-        self.inner
-            .removed_through
-            .fetch_max(room.highest, Ordering::SeqCst);
-        self.note_dropped(h, DropReason::BufferFull, count, room.highest)?;
-        h.meta
-            .insert(
-                KEY_REMOVED_THROUGH,
-                &self
-                    .inner
-                    .removed_through
-                    .load(Ordering::SeqCst)
-                    .to_be_bytes(),
-            )
-            .map_err(|e| self.fail(e))?;
-        let victims = room.victims.len() as u64;
-        if victims > 0 {
-            let mut batch = sled::Batch::default();
-            for k in room.victims {
-                batch.remove(k);
+        // 2. The group, packed with the small chunks at the tail.
+        let rest = &entries[skip..];
+        if let Some(last) = rest.last().map(|e| e.0) {
+            let mut carried: Vec<Carried> = Vec::new();
+            let mut tail_keys = Vec::new();
+            for kv in h.results.range(..STATE_KEY).rev() {
+                let (k, v) = kv.map_err(|e| (self.fail(e), skip))?;
+                let Some(items) = chunk::decode(&k, &v) else {
+                    break;
+                };
+                let live: Vec<&Item> = items
+                    .iter()
+                    .filter(|i| i.seq > new.removed_through)
+                    .collect();
+                if live.len() >= PACK_ENTRIES || carried.len() + live.len() >= PACK_ENTRIES {
+                    break;
+                }
+                let mut mine: Vec<Carried> = live
+                    .into_iter()
+                    .map(|i| Carried {
+                        seq: i.seq,
+                        produced: i.produced,
+                        payload: v.subslice(i.payload.start, i.payload.len()),
+                    })
+                    .collect();
+                mine.append(&mut carried);
+                carried = mine;
+                tail_keys.push(k);
             }
-            h.results.apply_batch(batch).map_err(|e| self.fail(e))?;
-            self.account_removed(victims, room.victim_bytes as usize);
+            let all: Vec<(u64, i64, &[u8])> = if carried.len() + rest.len() >= PACK_ENTRIES {
+                for k in tail_keys {
+                    batch.remove(k);
+                }
+                carried
+                    .iter()
+                    .map(|c| (c.seq, c.produced, c.payload.as_ref()))
+                    .chain(rest.iter().map(|e| (e.0, e.1, e.2.as_slice())))
+                    .collect()
+            } else {
+                rest.iter().map(|e| (e.0, e.1, e.2.as_slice())).collect()
+            };
+            for run in chunk::runs(&all, |e| e.2.len()) {
+                batch.insert(&chunk::key(run[0].0), chunk::encode(run.iter().copied()));
+            }
+            self.inner
+                .appended_through
+                .fetch_max(last, Ordering::SeqCst);
         }
-        Ok(())
-    }
-
-    /// Writes entries (not durable until [`Buffer::flush`]).
-    pub(super) fn append(
-        &self,
-        h: &Handles,
-        entries: &[(u64, i64, Vec<u8>)],
-    ) -> Result<(), BufferError> {
-        let mut batch = sled::Batch::default();
-        let mut added_bytes = 0u64;
-        let mut max_seq = 0u64;
-        for (seq, produced, payload) in entries {
-            let mut value = Vec::with_capacity(HEADER_LEN + payload.len());
-            value.push(VALUE_VERSION);
-            value.extend_from_slice(&produced.to_be_bytes());
-            value.extend_from_slice(payload);
-            added_bytes += entry_size(payload.len());
-            max_seq = max_seq.max(*seq);
-            batch.insert(&seq.to_be_bytes(), value);
-        }
-        h.meta
-            .insert(
-                KEY_NEXT,
-                &self.inner.next_seq.load(Ordering::SeqCst).to_be_bytes(),
-            )
-            .map_err(|e| self.fail(e))?;
-        h.results.apply_batch(batch).map_err(|e| self.fail(e))?;
-        self.inner
-            .entries
-            .fetch_add(entries.len() as u64, Ordering::SeqCst);
-        self.inner.bytes.fetch_add(added_bytes, Ordering::SeqCst);
-        self.inner
-            .appended_through
-            .fetch_max(max_seq, Ordering::SeqCst);
-        Ok(())
-    }
-
-    /// Counts `n` dropped entries, the highest being `through`, and
-    /// persists the counter and the `dropped_through` mark (durable at the
-    /// next flush).
-    pub(super) fn note_dropped(
-        &self,
-        h: &Handles,
-        reason: DropReason,
-        n: u64,
-        through: u64,
-    ) -> Result<(), BufferError> {
-        let total = self.inner.dropped[reason.index()].fetch_add(n, Ordering::SeqCst) + n;
-        let mark = self
-            .inner
-            .dropped_through
-            .fetch_max(through, Ordering::SeqCst)
-            .max(through);
-        h.meta
-            .insert(dropped_key(reason), &total.to_be_bytes())
-            .map_err(|e| self.fail(e))?;
-        h.meta
-            .insert(KEY_DROPPED_THROUGH, &mark.to_be_bytes())
-            .map_err(|e| self.fail(e))?;
-        Ok(())
-    }
-
-    fn raise_removed_through(&self, h: &Handles, seq: u64) -> Result<(), BufferError> {
-        if self.inner.removed_through.fetch_max(seq, Ordering::SeqCst) < seq {
-            h.meta
-                .insert(KEY_REMOVED_THROUGH, &seq.to_be_bytes())
-                .map_err(|e| self.fail(e))?;
-        }
-        Ok(())
+        new.entries = n;
+        new.bytes = bytes;
+        new.next_seq = new.next_seq.max(self.inner.next_seq.load(Ordering::SeqCst));
+        batch.insert(STATE_KEY, new.encode().as_slice());
+        h.results
+            .apply_batch(batch)
+            .map_err(|e| (self.fail(e), skip))?;
+        *st = new;
+        Ok((dropped, skip))
     }
 
     /// Gives up on the group part `first..=last` whose write failed.
     fn abandon(&self, first: u64, last: u64) {
         let n = last.saturating_sub(first) + 1;
-        self.inner.dropped[DropReason::WriteError.index()].fetch_add(n, Ordering::SeqCst);
-        self.inner.dropped_through.fetch_max(last, Ordering::SeqCst);
+        self.inner
+            .pending_write_errors
+            .fetch_add(n, Ordering::SeqCst);
+        self.inner
+            .pending_dropped_through
+            .fetch_max(last, Ordering::SeqCst);
         let _ = self
             .inner
             .discard_from
@@ -225,14 +204,21 @@ impl Buffer {
         self.inner.needs_recovery.store(true, Ordering::SeqCst);
     }
 
-    /// Makes every prior write durable and moves the durable mark.
+    /// Makes every prior write durable; moves the durable and announced
+    /// marks.
     pub async fn flush(&self) -> Result<(), BufferError> {
+        let _serial = self.inner.writer.lock().await;
+        self.flush_locked().await
+    }
+
+    pub(super) async fn flush_locked(&self) -> Result<(), BufferError> {
         if self.needs_recovery() {
             // A poisoned database cannot flush, and an abandoned group must
             // never fall under the durable mark.
             return Err(self.unavailable());
         }
         let target = self.inner.appended_through.load(Ordering::SeqCst);
+        let announce = self.state().dropped_through;
         #[cfg(test)]
         if self.inner.fail_next_flush.swap(false, Ordering::SeqCst) {
             return Err(self.fail(sled::Error::Io(std::io::Error::new(
@@ -245,6 +231,9 @@ impl Buffer {
         self.inner
             .durable_through
             .fetch_max(target, Ordering::SeqCst);
+        self.inner
+            .announced_through
+            .fetch_max(announce, Ordering::SeqCst);
         Ok(())
     }
 
@@ -258,20 +247,170 @@ impl Buffer {
     /// stored them). Returns how many were deleted.
     pub fn ack_through(&self, seq: u64) -> Result<u64, BufferError> {
         let h = self.handles()?;
-        self.raise_removed_through(&h, seq)?;
-        let mut removed = 0;
+        let mut st = self.state();
+        if seq <= st.removed_through {
+            return Ok(0);
+        }
+        let mut new = *st;
         let mut batch = sled::Batch::default();
-        let mut bytes = 0usize;
-        for kv in h.results.range(..=seq.to_be_bytes()) {
+        let mut removed = 0u64;
+        let mut unreadable = Vec::new();
+        for kv in h.results.range(..STATE_KEY) {
             let (k, v) = kv.map_err(|e| self.fail(e))?;
-            bytes += k.len() + v.len();
-            batch.remove(k);
-            removed += 1;
+            if chunk::key_seq(&k) > seq {
+                break;
+            }
+            match chunk::decode(&k, &v) {
+                Some(items) => {
+                    for i in items
+                        .iter()
+                        .filter(|i| i.seq > st.removed_through && i.seq <= seq)
+                    {
+                        removed += 1;
+                        new.entries -= 1;
+                        new.bytes -= i.size();
+                    }
+                    if items.last().is_some_and(|i| i.seq <= seq) {
+                        batch.remove(k);
+                    }
+                }
+                None => {
+                    // Unreadable and below the ack: gone either way; its
+                    // size is unknown, so count again.
+                    batch.remove(k.clone());
+                    unreadable.push(k);
+                }
+            }
         }
-        if removed > 0 {
-            h.results.apply_batch(batch).map_err(|e| self.fail(e))?;
-            self.account_removed(removed, bytes);
+        new.removed_through = seq;
+        if !unreadable.is_empty() {
+            let (entries, bytes) = self.recount_without(&h, &unreadable, seq)?;
+            new.entries = entries;
+            new.bytes = bytes;
         }
+        batch.insert(STATE_KEY, new.encode().as_slice());
+        h.results.apply_batch(batch).map_err(|e| self.fail(e))?;
+        *st = new;
         Ok(removed)
+    }
+
+    /// Live entries and bytes once the chunks in `gone` are removed, by
+    /// reading everything. Rare: only when an unreadable chunk goes.
+    fn recount_without(
+        &self,
+        h: &Handles,
+        gone: &[IVec],
+        removed_through: u64,
+    ) -> Result<(u64, u64), BufferError> {
+        let (mut entries, mut bytes) = (0, 0);
+        for kv in h.results.range(..STATE_KEY) {
+            let (k, v) = kv.map_err(|e| self.fail(e))?;
+            if gone.contains(&k) {
+                continue;
+            }
+            for i in chunk::decode(&k, &v).unwrap_or_default() {
+                if i.seq > removed_through {
+                    entries += 1;
+                    bytes += i.size();
+                }
+            }
+        }
+        Ok((entries, bytes))
+    }
+
+    /// Removes unreadable chunks: counted as `corrupt` (the live entries
+    /// they held, found by counting again), announced up to the next
+    /// chunk, flushed at once so the announcement is durable before any
+    /// later entry is sent.
+    pub(super) fn remove_corrupt(&self, h: &Handles, keys: &[IVec]) -> Result<(), BufferError> {
+        let mut st = self.state();
+        let mut new = *st;
+        let mut batch = sled::Batch::default();
+        let mut announce = 0u64;
+        for k in keys {
+            batch.remove(k.clone());
+            let next = h
+                .results
+                .range(k.clone()..IVec::from(STATE_KEY))
+                .nth(1)
+                .and_then(Result::ok)
+                .map(|(nk, _)| chunk::key_seq(&nk));
+            let bound = next.unwrap_or_else(|| self.inner.next_seq.load(Ordering::SeqCst));
+            announce = announce.max(bound.saturating_sub(1));
+            tracing::error!(
+                first_seq = chunk::key_seq(k),
+                "buffered results are unreadable; dropped them (counted as corrupt)"
+            );
+        }
+        let (entries, bytes) = self.recount_without(h, keys, st.removed_through)?;
+        new.dropped[DropReason::Corrupt.index()] += st.entries.saturating_sub(entries).max(1);
+        new.entries = entries;
+        new.bytes = bytes;
+        new.dropped_through = new.dropped_through.max(announce);
+        batch.insert(STATE_KEY, new.encode().as_slice());
+        h.results.apply_batch(batch).map_err(|e| self.fail(e))?;
+        h.db.flush().map_err(|e| self.fail(e))?;
+        *st = new;
+        self.inner
+            .announced_through
+            .fetch_max(new.dropped_through, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Removes one entry whose payload the transport could not decode;
+    /// counted as `corrupt` and announced (durably, before returning).
+    pub async fn drop_corrupt(&self, seq: u64) -> Result<(), BufferError> {
+        let _serial = self.inner.writer.lock().await;
+        let h = self.handles()?;
+        {
+            let mut st = self.state();
+            let Some(kv) = h
+                .results
+                .range(..=chunk::key(seq))
+                .next_back()
+                .transpose()
+                .map_err(|e| self.fail(e))?
+            else {
+                return Ok(());
+            };
+            let (k, v) = kv;
+            let Some(items) = chunk::decode(&k, &v) else {
+                return Ok(());
+            };
+            let Some(gone) = items
+                .iter()
+                .find(|i| i.seq == seq && i.seq > st.removed_through)
+            else {
+                return Ok(());
+            };
+            let mut new = *st;
+            new.entries -= 1;
+            new.bytes -= gone.size();
+            new.dropped[DropReason::Corrupt.index()] += 1;
+            new.dropped_through = new.dropped_through.max(seq);
+            let keep: Vec<(u64, i64, &[u8])> = items
+                .iter()
+                .filter(|i| i.seq != seq)
+                .map(|i| (i.seq, i.produced, &v[i.payload.clone()]))
+                .collect();
+            let mut batch = sled::Batch::default();
+            batch.remove(k);
+            if let Some(first) = keep.first() {
+                batch.insert(&chunk::key(first.0), chunk::encode(keep.iter().copied()));
+            }
+            batch.insert(STATE_KEY, new.encode().as_slice());
+            h.results.apply_batch(batch).map_err(|e| self.fail(e))?;
+            *st = new;
+        }
+        tracing::error!(
+            seq,
+            "buffered result does not decode; dropped it (counted as corrupt)"
+        );
+        self.flush_locked().await
+    }
+
+    /// The highest stored sequence (for recovery).
+    pub(super) fn last_stored(&self, h: &Handles) -> Result<u64, BufferError> {
+        last_seq(&h.results).map_err(|e| self.fail(e))
     }
 }

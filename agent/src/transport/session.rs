@@ -177,7 +177,7 @@ async fn stream(ctx: &Context<'_>, made_progress: &mut bool) -> Result<(), Trans
             }
             permit = tx.reserve(), if can_send => {
                 let permit = permit.map_err(|_| TransportError::Closed)?;
-                let entries = match read_batch(ctx, sent_through) {
+                let entries = match read_batch(ctx, sent_through).await {
                     Ok(e) => e,
                     Err(e) => {
                         trouble.note("read", &e);
@@ -206,10 +206,12 @@ async fn stream(ctx: &Context<'_>, made_progress: &mut bool) -> Result<(), Trans
 
 /// The next batch after `after`. In validate mode every payload is decoded
 /// first and the undecodable ones are dropped (counted as `corrupt`).
-fn read_batch(ctx: &Context<'_>, mut after: u64) -> Result<Vec<Entry>, BufferError> {
+async fn read_batch(ctx: &Context<'_>, mut after: u64) -> Result<Vec<Entry>, BufferError> {
     let buffer = ctx.buffer;
     loop {
-        let entries = buffer.read_after(after, ctx.settings.batch_max, MAX_BATCH_BYTES)?;
+        let entries = buffer
+            .read_after(after, ctx.settings.batch_max, MAX_BATCH_BYTES)
+            .await?;
         if !ctx.validate {
             return Ok(entries);
         }
@@ -222,7 +224,7 @@ fn read_batch(ctx: &Context<'_>, mut after: u64) -> Result<Vec<Entry>, BufferErr
                 Ok(_) => keep.push(e),
                 Err(err) => {
                     tracing::error!(seq = e.seq, error = %err, "buffered result does not decode; dropping it (counted as corrupt)");
-                    buffer.drop_corrupt(e.seq)?;
+                    buffer.drop_corrupt(e.seq).await?;
                 }
             }
         }
