@@ -162,7 +162,10 @@ pub async fn run(opts: Options) -> Result<()> {
         max_bytes: outpost_agent::config::DEFAULT_BUFFER_MAX_BYTES,
         max_entries: outpost_agent::config::DEFAULT_BUFFER_MAX_ENTRIES,
     };
-    let filled = fill::fill(&buffer, n, limits).await?;
+    let filled = fill::fill(&buffer, n, limits, fill::GROUP).await?;
+    // This process wrote the backlog through the agent's buffer code: its
+    // peak RSS is what buffering the backlog costs a writer.
+    let fill_hwm = procfs::status_bytes(std::process::id(), "VmHWM").unwrap_or(0);
 
     let port = free_port().await?;
     let batch = opts
@@ -305,6 +308,10 @@ pub async fn run(opts: Options) -> Result<()> {
     row(
         "buffer logical size",
         format!("{:.1} MiB", mib(filled.bytes)),
+    );
+    row(
+        "filling process peak RSS (writes the backlog)",
+        format!("{:.1} MiB", mib(fill_hwm)),
     );
     row(
         "agent start to buffer open",

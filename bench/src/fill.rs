@@ -11,8 +11,8 @@ use outpost_agent::buffer::{Buffer, Limits};
 use outpost_agent::result::{CheckResult, Outcome, Phases};
 use outpost_agent::transport::convert;
 
-/// Results per group commit while filling.
-const GROUP: u64 = 10_000;
+/// Results per group commit while filling (default).
+pub const GROUP: u64 = 10_000;
 /// Distinct check names (a mid-sized agent).
 const CHECKS: u64 = 20;
 
@@ -62,7 +62,7 @@ pub fn synthetic(seq: u64, started: SystemTime) -> CheckResult {
 }
 
 /// Writes `n` synthetic results into the buffer at `path`.
-pub async fn fill(path: &Path, n: u64, limits: Limits) -> Result<Filled> {
+pub async fn fill(path: &Path, n: u64, limits: Limits, group: u64) -> Result<Filled> {
     let (buffer, _) = Buffer::open(path, limits).context("open the buffer")?;
     let t0 = Instant::now();
     let mut first_seq = None;
@@ -70,7 +70,7 @@ pub async fn fill(path: &Path, n: u64, limits: Limits) -> Result<Filled> {
     let mut done = 0u64;
     let started = SystemTime::now() - Duration::from_secs(3600);
     while done < n {
-        let k = GROUP.min(n - done);
+        let k = group.max(1).min(n - done);
         let entries: Vec<(u64, i64, Vec<u8>)> = (0..k)
             .map(|i| {
                 let seq = buffer.next_seq();

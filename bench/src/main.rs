@@ -43,6 +43,10 @@ enum Command {
         /// The buffer's byte bound (default: the agent's default).
         #[arg(long, default_value_t = 256 * 1024 * 1024)]
         max_bytes: u64,
+        /// Results per group commit (a running agent commits a few at a
+        /// time; large groups fill fastest).
+        #[arg(long, default_value_t = fill::GROUP)]
+        group: u64,
     },
     /// Fill a buffer, then measure the real agent draining it into the
     /// real collector.
@@ -69,20 +73,23 @@ fn main() -> ExitCode {
                 results,
                 max_entries,
                 max_bytes,
+                group,
             } => {
                 let limits = outpost_agent::buffer::Limits {
                     max_bytes,
                     max_entries,
                 };
-                let r = fill::fill(&buffer, results, limits).await?;
+                let r = fill::fill(&buffer, results, limits, group).await?;
                 println!(
-                    "filled {} results (seq {}..={}) in {:.2}s ({:.0} results/s), {} bytes",
+                    "filled {} results (seq {}..={}) in {:.2}s ({:.0} results/s), {} bytes, peak RSS {:.1} MiB",
                     r.results,
                     r.first_seq,
                     r.last_seq,
                     r.elapsed.as_secs_f64(),
                     r.results as f64 / r.elapsed.as_secs_f64().max(1e-9),
-                    r.bytes
+                    r.bytes,
+                    procfs::status_bytes(std::process::id(), "VmHWM").unwrap_or(0) as f64
+                        / (1024.0 * 1024.0)
                 );
                 Ok(())
             }

@@ -28,8 +28,11 @@
 //!   disk and never returns freed space to the filesystem, so size
 //!   `max_bytes` at half the disk you can give.
 //! * **Bounded memory.** Entries are stored several per value (`chunk.rs`)
-//!   so sled's per-page memory stays small, and nothing scans the whole
-//!   buffer at open.
+//!   so sled's per-page memory stays small, nothing scans the whole buffer
+//!   at open, and after every [`REFRESH_AFTER_BYTES`] written the database
+//!   is reopened (sled's page cache, sharded 256 ways, hardly evicts what
+//!   was written: without this a long outage grows the agent's RSS with
+//!   the backlog).
 //! * **A corrupt buffer never stops probing**: [`Buffer::open`] moves an
 //!   unusable directory aside (`<path>.corrupt-<unix>`) and starts fresh,
 //!   and says so in its [`OpenReport`]. A *locked* buffer (another agent
@@ -61,6 +64,9 @@ use open::{Disposition, Handles};
 use state::{State, STATE_KEY};
 
 const KEY_ORIGIN: &[u8] = b"origin";
+/// Logical bytes written after which the database is reopened to shed
+/// sled's cache of what was written (see BENCHMARKS.md).
+pub const REFRESH_AFTER_BYTES: u64 = 16 * 1024 * 1024;
 
 /// Why results were dropped (the label on the dropped counter).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -205,6 +211,8 @@ struct Inner {
     /// `dropped_through` as of the last successful flush: what batches
     /// announce.
     announced_through: AtomicU64,
+    /// Logical bytes committed since the database was (re)opened.
+    written_since_open: AtomicU64,
     /// Test hook: the next flush fails as if the disk were full.
     #[cfg(test)]
     fail_next_flush: AtomicBool,
@@ -330,6 +338,7 @@ impl Buffer {
                 next_seq: AtomicU64::new(next),
                 appended_through: AtomicU64::new(last),
                 durable_through: AtomicU64::new(last),
+                written_since_open: AtomicU64::new(0),
                 #[cfg(test)]
                 fail_next_flush: AtomicBool::new(false),
             }),

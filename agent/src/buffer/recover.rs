@@ -45,7 +45,8 @@ impl Buffer {
         self.recover_locked().await.map(|()| true)
     }
 
-    /// [`Buffer::recover`] with the writer lock already held.
+    /// [`Buffer::recover`] with the writer lock already held; also the
+    /// periodic reopen that sheds sled's cache (then nothing is pending).
     pub(super) async fn recover_locked(&self) -> Result<(), BufferError> {
         // Close: commits now fail fast. The old database is released once
         // the last in-flight clone of its handles is dropped.
@@ -135,6 +136,7 @@ impl Buffer {
         self.inner
             .announced_through
             .fetch_max(d.dropped_through, Ordering::SeqCst);
+        self.inner.written_since_open.store(0, Ordering::SeqCst);
         self.inner.needs_recovery.store(false, Ordering::SeqCst);
         *self
             .inner

@@ -244,6 +244,31 @@ async fn small_groups_are_packed_into_chunks() {
 }
 
 #[tokio::test]
+async fn the_periodic_reopen_keeps_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let (b, _) = Buffer::open(&dir.path().join("buf"), limits(1_000_000, 1 << 30)).unwrap();
+    let mut all = Vec::new();
+    let big = vec![7u8; 16 * 1024];
+    // 24 MiB in groups of 64 x 16 KiB: at least one reopen on the way.
+    for _ in 0..24 {
+        let g: Vec<_> = (0..64).map(|_| (b.next_seq(), 1i64, big.clone())).collect();
+        all.extend(g.iter().map(|e| e.0));
+        b.commit(&g).await.unwrap();
+    }
+    let written = b.inner.written_since_open.load(Ordering::SeqCst);
+    assert!(
+        written < 24 * 64 * 16 * 1024,
+        "reopened on the way ({written} bytes since the last open)"
+    );
+    assert!(b.stats().available);
+    let read = b.read_after(0, usize::MAX, usize::MAX).await.unwrap();
+    assert_eq!(seqs(&read), all);
+    assert!(read.iter().all(|e| e.payload.as_ref() == big.as_slice()));
+    b.ack_through(all[1000]).unwrap();
+    assert_eq!(b.stats().entries, (all.len() - 1001) as u64);
+}
+
+#[tokio::test]
 async fn byte_bound_is_respected() {
     let dir = tempfile::tempdir().unwrap();
     let (b, _) = Buffer::open(&dir.path().join("buf"), limits(1_000, 300)).unwrap();

@@ -12,7 +12,7 @@ use sled::IVec;
 use super::chunk::{self, Item, PACK_ENTRIES};
 use super::open::Handles;
 use super::state::STATE_KEY;
-use super::{last_seq, Buffer, BufferError, DropReason};
+use super::{last_seq, Buffer, BufferError, DropReason, REFRESH_AFTER_BYTES};
 
 /// One entry to write: (seq, produced_unix_ms, payload).
 type Incoming = (u64, i64, Vec<u8>);
@@ -52,7 +52,22 @@ impl Buffer {
                 Err((e, skip)) => return (Err(e), skip),
             };
             drop(h);
-            (self.flush_locked().await.map(|()| dropped), skip)
+            if let Err(e) = self.flush_locked().await {
+                return (Err(e), skip);
+            }
+            let bytes: u64 = entries[skip..]
+                .iter()
+                .map(|e| chunk::entry_size(e.2.len()))
+                .sum();
+            let written = self
+                .inner
+                .written_since_open
+                .fetch_add(bytes, Ordering::SeqCst)
+                + bytes;
+            if written >= REFRESH_AFTER_BYTES {
+                self.refresh_locked().await;
+            }
+            (Ok(dropped), skip)
         }
         .await;
         if written.is_err() {
@@ -184,6 +199,16 @@ impl Buffer {
             .map_err(|e| (self.fail(e), skip))?;
         *st = new;
         Ok((dropped, skip))
+    }
+
+    /// Reopens the database (everything is flushed) to shed sled's cache.
+    /// A failure leaves the buffer closed, to be recovered like after a
+    /// write failure; the group just committed is durable either way.
+    async fn refresh_locked(&self) {
+        if let Err(e) = self.recover_locked().await {
+            self.inner.needs_recovery.store(true, Ordering::SeqCst);
+            tracing::warn!(error = %e, "reopening the buffer failed; it will be recovered");
+        }
     }
 
     /// Gives up on the group part `first..=last` whose write failed.

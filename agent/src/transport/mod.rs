@@ -58,8 +58,9 @@ pub const ACK_DEADLINE: Duration = Duration::from_secs(30);
 pub const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(15);
 /// TCP connect timeout.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Pause before retrying a buffer read or delete that failed.
-pub const BUFFER_RETRY: Duration = Duration::from_secs(1);
+/// Pause before retrying a buffer read or delete that failed (the buffer
+/// may be reopening, or recovering from a write failure).
+pub const BUFFER_RETRY: Duration = Duration::from_millis(200);
 /// A session that lasted this long resets the backoff.
 const STABLE_SESSION: Duration = Duration::from_secs(30);
 
