@@ -4,7 +4,9 @@
 //! between an agent and a collector and, on command:
 //! * **cuts** every open connection now ([`ChaosProxy::cut_all`]) or once
 //!   a given number of further agent→collector bytes has passed
-//!   ([`ChaosProxy::cut_after_bytes`] — lands in the middle of a batch);
+//!   ([`ChaosProxy::cut_after_bytes`] — lands in the middle of a batch),
+//!   or collector→agent bytes ([`ChaosProxy::cut_after_bytes_down`] — in
+//!   the middle of an acknowledgement);
 //! * **stalls** ([`Mode::Stall`]): stops forwarding but keeps the bytes,
 //!   and resumes where it stopped;
 //! * **throttles** ([`Mode::Throttle`]) to a byte rate per direction;
@@ -63,8 +65,10 @@ struct Control {
     mode: watch::Sender<Mode>,
     /// Tokens of the open connections; cancelling one cuts it.
     conns: Mutex<Vec<CancellationToken>>,
-    /// Cut everything when `bytes_up` reaches this (0: disarmed).
+    /// Cut everything when `bytes_up` / `bytes_down` reaches this (0:
+    /// disarmed).
     cut_at_up: AtomicU64,
+    cut_at_down: AtomicU64,
     accepted: AtomicU64,
     cuts: AtomicU64,
     bytes_up: AtomicU64,
@@ -113,6 +117,7 @@ impl ChaosProxy {
             mode,
             conns: Mutex::new(Vec::new()),
             cut_at_up: AtomicU64::new(0),
+            cut_at_down: AtomicU64::new(0),
             accepted: AtomicU64::new(0),
             cuts: AtomicU64::new(0),
             bytes_up: AtomicU64::new(0),
@@ -155,6 +160,13 @@ impl ChaosProxy {
     pub fn cut_after_bytes(&self, n: u64) {
         let at = self.ctl.bytes_up.load(Ordering::SeqCst) + n.max(1);
         self.ctl.cut_at_up.store(at, Ordering::SeqCst);
+    }
+
+    /// Cuts every connection once `n` more bytes went collector→agent
+    /// (the cut lands inside an acknowledgement or a keepalive answer).
+    pub fn cut_after_bytes_down(&self, n: u64) {
+        let at = self.ctl.bytes_down.load(Ordering::SeqCst) + n.max(1);
+        self.ctl.cut_at_down.store(at, Ordering::SeqCst);
     }
 
     /// Open connections.
@@ -285,13 +297,16 @@ async fn pump(
             };
             let mut step = step;
             let mut cut_now = false;
-            if upward {
-                let at = ctl.cut_at_up.load(Ordering::SeqCst);
-                let sent = ctl.bytes_up.load(Ordering::SeqCst);
-                if at > 0 && sent + step as u64 >= at {
-                    step = (at - sent).min(step as u64) as usize;
-                    cut_now = true;
-                }
+            let (cut_at, counter) = if upward {
+                (&ctl.cut_at_up, &ctl.bytes_up)
+            } else {
+                (&ctl.cut_at_down, &ctl.bytes_down)
+            };
+            let at = cut_at.load(Ordering::SeqCst);
+            let sent = counter.load(Ordering::SeqCst);
+            if at > 0 && sent + step as u64 >= at {
+                step = at.saturating_sub(sent).min(step as u64) as usize;
+                cut_now = true;
             }
             let wrote = tokio::select! {
                 _ = token.cancelled() => return,
@@ -301,15 +316,10 @@ async fn pump(
                 token.cancel();
                 return;
             }
-            let counter = if upward {
-                &ctl.bytes_up
-            } else {
-                &ctl.bytes_down
-            };
             counter.fetch_add(step as u64, Ordering::SeqCst);
             chunk = &chunk[step..];
             if cut_now {
-                ctl.cut_at_up.store(0, Ordering::SeqCst);
+                cut_at.store(0, Ordering::SeqCst);
                 ctl.cut_all();
                 return;
             }
@@ -391,6 +401,16 @@ mod tests {
             "at most the bytes before the cut: {rest:?}"
         );
         assert!(proxy.stats().cuts >= 1);
+
+        // A cut in the other direction: the answer is cut short.
+        let mut s = TcpStream::connect(proxy.addr()).await.unwrap();
+        assert_eq!(roundtrip(&mut s, b"warm", ms(2000)).await.unwrap(), b"warm");
+        proxy.cut_after_bytes_down(3);
+        let _ = s.write_all(b"abcdefgh").await;
+        let mut rest = Vec::new();
+        let r = tokio::time::timeout(ms(2000), s.read_to_end(&mut rest)).await;
+        assert!(r.is_ok(), "the cut closes the connection");
+        assert_eq!(rest, b"abc", "exactly the bytes before the cut");
 
         // Black hole: connects, never answers, never closes.
         proxy.set_mode(Mode::BlackHole);

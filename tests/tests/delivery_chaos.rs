@@ -27,6 +27,7 @@ fn seed() -> u64 {
 enum Fault {
     CutNow,
     CutMidStream(u64),
+    CutMidAck(u64),
     Stall(Duration),
     Throttle(u64, Duration),
     BlackHole(Duration),
@@ -34,7 +35,7 @@ enum Fault {
 }
 
 fn pick(rng: &mut impl Rng) -> Fault {
-    let kind = rng.random_range(0..6);
+    let kind = rng.random_range(0..7);
     let n = rng.random_range(1..3000u64);
     let ms = Duration::from_millis(rng.random_range(300..2500));
     match kind {
@@ -43,6 +44,7 @@ fn pick(rng: &mut impl Rng) -> Fault {
         2 => Fault::Stall(ms),
         3 => Fault::Throttle(500 + n, ms),
         4 => Fault::BlackHole(ms),
+        5 => Fault::CutMidAck(n % 40),
         _ => Fault::Refuse(ms),
     }
 }
@@ -80,6 +82,7 @@ async fn proxy_cuts_stalls_throttles_and_black_holes_lose_nothing() -> Result<()
                 proxy.cut_all();
             }
             Fault::CutMidStream(n) => proxy.cut_after_bytes(n),
+            Fault::CutMidAck(n) => proxy.cut_after_bytes_down(n),
             Fault::Stall(d) => {
                 proxy.set_mode(Mode::Stall);
                 tokio::time::sleep(d).await;
