@@ -88,6 +88,8 @@ struct RawCollector {
     /// Name to verify the collector's certificate against, when it differs
     /// from the endpoint's host.
     server_name: Option<String>,
+    // delivery (#4): HTTP/2 keepalive interval and timeout.
+    keepalive: Option<Spanned<String>>,
 }
 
 /// The fields every check has, plus one optional table per kind.
@@ -158,6 +160,9 @@ pub struct CollectorSettings {
     pub heartbeat: Duration,
     pub backoff_initial: Duration,
     pub backoff_max: Duration,
+    /// HTTP/2 ping interval, and how long a ping may go unanswered: a
+    /// silently dead link is noticed within about twice this.
+    pub keepalive: Duration,
 }
 
 /// Files for TLS to the collector.
@@ -393,6 +398,7 @@ fn validate_collector(
             "set both to PEM files (outpost-collector pki issue-agent ID makes a trial pair)",
         ));
     }
+    let keepalive = dur(raw.keepalive, "keepalive", Duration::from_secs(10))?;
     Ok(CollectorSettings {
         endpoints,
         tls: ClientTls {
@@ -406,6 +412,7 @@ fn validate_collector(
         heartbeat,
         backoff_initial,
         backoff_max: backoff_max.max(backoff_initial),
+        keepalive,
     })
 }
 

@@ -60,21 +60,41 @@ use tokio_util::task::TaskTracker;
 use crate::buffer::{Buffer, BufferError, Limits};
 use crate::config::Config;
 
+/// How long the agent waits for a buffer another process holds (an
+/// `outpost-agent buffer` inspecting it, an old agent still stopping).
+pub const BUFFER_LOCK_WAIT: Duration = Duration::from_secs(30);
+
 /// Opens the buffer configured in `config`, moving a corrupt one aside
-/// with a loud log.
-pub fn open_buffer(config: &Config) -> Result<Buffer, BufferError> {
+/// with a loud log. A buffer locked by another process is waited for (up
+/// to [`BUFFER_LOCK_WAIT`]), never moved aside.
+pub async fn open_buffer(config: &Config) -> Result<Buffer, BufferError> {
     let limits = Limits {
         max_bytes: config.buffer.max_bytes,
         max_entries: config.buffer.max_entries,
     };
-    let sealer = match &config.buffer.encryption_key_file {
-        None => seal::Sealer::none(),
-        Some(path) => seal::Sealer::from_key_file(path).map_err(|e| BufferError::Seal {
-            path: config.buffer.path.clone(),
-            reason: e.to_string(),
-        })?,
+    let deadline = tokio::time::Instant::now() + BUFFER_LOCK_WAIT;
+    let mut warned = false;
+    let (buffer, report) = loop {
+        // The key is read for every attempt (it is moved into the buffer).
+        let sealer = match &config.buffer.encryption_key_file {
+            None => seal::Sealer::none(),
+            Some(path) => seal::Sealer::from_key_file(path).map_err(|e| BufferError::Seal {
+                path: config.buffer.path.clone(),
+                reason: e.to_string(),
+            })?,
+        };
+        match Buffer::open_sealed(&config.buffer.path, limits, sealer) {
+            Err(BufferError::Locked { .. }) if tokio::time::Instant::now() < deadline => {
+                if !warned {
+                    warned = true;
+                    tracing::warn!(path = %config.buffer.path.display(),
+                        "buffer is locked by another process; waiting for it");
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => break other?,
+        }
     };
-    let (buffer, report) = Buffer::open_sealed(&config.buffer.path, limits, sealer)?;
     if let Some(aside) = report.moved_aside {
         tracing::error!(
             path = %config.buffer.path.display(),
@@ -149,6 +169,8 @@ pub async fn run_with(
     ));
     let client = http::Client::new();
     let mut checks = Schedule::start(&config, &client, &tx, &token);
+    // delivery (#4): buffer recovery after write failures + status file.
+    tracker.spawn(buffer::maintain(buffer.clone(), token.clone()));
     let progress = Arc::new(transport::Progress::default());
     tracker.spawn(transport::run(
         config.agent.clone(),

@@ -46,7 +46,7 @@ fn main() -> ExitCode {
                 tracing::error!(error = %e, "systemd notifications disabled");
                 outpost_sd_notify::Notifier::disabled()
             });
-            let buffer = match outpost_agent::open_buffer(&cfg) {
+            let buffer = match outpost_agent::open_buffer(&cfg).await {
                 Ok(b) => b,
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -61,53 +61,7 @@ fn main() -> ExitCode {
             outpost_agent::run_with(cfg, buffer, outpost_agent::signal::shutdown(), options).await;
             ExitCode::SUCCESS
         }),
-        Command::Buffer => {
-            let buffer = match outpost_agent::open_buffer(&cfg) {
-                Ok(b) => b,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::from(1);
-                }
-            };
-            match buffer.stats() {
-                Ok(s) => {
-                    let now_ms = std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map_or(0, |d| d.as_millis() as i64);
-                    println!("path:               {}", cfg.buffer.path.display());
-                    println!(
-                        "entries:            {} (max {})",
-                        s.entries, cfg.buffer.max_entries
-                    );
-                    println!(
-                        "bytes:              {} (max {})",
-                        s.bytes, cfg.buffer.max_bytes
-                    );
-                    println!(
-                        "oldest unsent age:  {}",
-                        s.oldest_produced_unix_ms
-                            .map_or("-".to_string(), |p| format!(
-                                "{:.1}s",
-                                (now_ms - p) as f64 / 1000.0
-                            ))
-                    );
-                    println!(
-                        "oldest seq:         {}",
-                        s.oldest_seq.map_or("-".to_string(), |v| v.to_string())
-                    );
-                    println!("next seq:           {}", s.next_seq);
-                    println!("origin seq:         {}", s.origin_seq);
-                    for (reason, n) in &s.dropped {
-                        println!("dropped {reason:<12} {n}");
-                    }
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::from(1)
-                }
-            }
-        }
+        Command::Buffer => print_buffer(&cfg),
         Command::Probe { name } => {
             let Some(spec) = cfg.checks.iter().find(|c| c.name == name) else {
                 let names: Vec<_> = cfg.checks.iter().map(|c| c.name.as_str()).collect();
@@ -163,6 +117,67 @@ fn main() -> ExitCode {
                     ExitCode::from(1)
                 }
             })
+        }
+    }
+}
+
+/// `outpost-agent buffer`: the buffer's figures. Never moves anything
+/// aside; when a running agent holds the buffer, prints the status file it
+/// keeps current.
+fn print_buffer(cfg: &config::Config) -> ExitCode {
+    use outpost_agent::buffer::{self, Buffer, BufferError, Limits};
+    let limits = Limits {
+        max_bytes: cfg.buffer.max_bytes,
+        max_entries: cfg.buffer.max_entries,
+    };
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    match Buffer::inspect(&cfg.buffer.path, limits) {
+        Ok(b) => {
+            print!(
+                "{}",
+                buffer::render(&cfg.buffer.path, &b.stats(), limits, now_ms)
+            );
+            ExitCode::SUCCESS
+        }
+        Err(BufferError::Locked { .. }) => match buffer::read_status(&cfg.buffer.path) {
+            Ok(Some(s)) if !std::path::Path::new(&format!("/proc/{}", s.pid)).exists() => {
+                eprintln!(
+                    "error: the buffer at {} is in use, but its status file was written by process {}, which no longer runs; try again in a few seconds",
+                    cfg.buffer.path.display(),
+                    s.pid
+                );
+                ExitCode::from(1)
+            }
+            Ok(Some(s)) => {
+                println!(
+                    "source:             status file of the running agent (pid {}), written {:.1}s ago",
+                    s.pid,
+                    (now_ms - s.written_unix_ms).max(0) as f64 / 1000.0
+                );
+                print!("{}", s.text);
+                ExitCode::SUCCESS
+            }
+            Ok(None) => {
+                eprintln!(
+                    "error: the buffer at {} is in use by a running agent and it has not written {} yet; try again in a few seconds",
+                    cfg.buffer.path.display(),
+                    buffer::status_path(&cfg.buffer.path).display()
+                );
+                ExitCode::from(1)
+            }
+            Err(e) => {
+                eprintln!(
+                    "error: the buffer at {} is in use by a running agent, and its status file is unreadable: {e}",
+                    cfg.buffer.path.display()
+                );
+                ExitCode::from(1)
+            }
+        },
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
         }
     }
 }

@@ -3,21 +3,27 @@
 //!
 //! It receives results from every check over one bounded channel, gives
 //! each the next sequence number, encodes it (prost, via
-//! `transport::convert`), appends a group and flushes once per group
-//! (group commit), then wakes the transport. When the channel is full the
-//! checks wait: a check's next run is delayed, nothing is dropped. If a
-//! write fails (disk full), the results of that group are counted as
-//! dropped (`write_error`), logged, and the recorder keeps going: when
-//! space returns, buffering resumes by itself.
+//! `transport::convert`), and commits the group with one flush
+//! ([`Buffer::commit`], group commit); then it wakes the transport. When
+//! the channel is full the checks wait: a check's next run is delayed,
+//! nothing is dropped. If a write fails (disk full), `commit` counts the
+//! group as dropped (`write_error`) and announces it; the recorder logs
+//! the failure once, a summary every [`FAILURE_LOG_EVERY`] while it lasts
+//! and the recovery when it ends, and keeps going: each later group first
+//! tries to recover the buffer, so buffering resumes by itself when space
+//! returns.
 //!
 //! It ends when every sender is gone (all checks stopped), after flushing:
 //! a result that reached the recorder before shutdown is not lost.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::{mpsc, Notify};
+use tokio::time::Instant;
 
-use crate::buffer::{Buffer, DropReason};
+use crate::buffer::Buffer;
 use crate::result::CheckResult;
 use crate::transport::convert;
 
@@ -25,12 +31,21 @@ use crate::transport::convert;
 pub const CHANNEL_CAPACITY: usize = 1024;
 /// Most results appended in one group commit.
 pub const MAX_GROUP: usize = 512;
+/// While writes keep failing, how often the recorder logs a summary.
+pub const FAILURE_LOG_EVERY: Duration = Duration::from_secs(30);
 
-/// Counters the recorder keeps in memory (also persisted by the buffer).
+/// Counters the recorder keeps in memory (the buffer persists its own).
 #[derive(Debug, Default)]
 pub struct RecorderStats {
-    pub recorded: std::sync::atomic::AtomicU64,
-    pub write_errors: std::sync::atomic::AtomicU64,
+    pub recorded: AtomicU64,
+    pub write_errors: AtomicU64,
+}
+
+/// An ongoing write failure, for logging.
+struct Failing {
+    since: Instant,
+    last_log: Instant,
+    results: u64,
 }
 
 /// Runs until all senders are dropped.
@@ -41,6 +56,7 @@ pub async fn run(
     stats: Arc<RecorderStats>,
 ) {
     let mut group: Vec<CheckResult> = Vec::with_capacity(MAX_GROUP);
+    let mut failing: Option<Failing> = None;
     loop {
         if rx.recv_many(&mut group, MAX_GROUP).await == 0 {
             break;
@@ -57,24 +73,40 @@ pub async fn run(
             })
             .collect();
         let n = entries.len() as u64;
-        let written = match buffer.append(&entries) {
-            Ok(_) => buffer.flush().await,
-            Err(e) => Err(e),
-        };
-        match written {
-            Ok(()) => {
-                stats
-                    .recorded
-                    .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        match buffer.commit(&entries).await {
+            Ok(_) => {
+                stats.recorded.fetch_add(n, Ordering::Relaxed);
                 produced.notify_one();
+                if let Some(f) = failing.take() {
+                    tracing::warn!(
+                        dropped = f.results,
+                        failed_for_s = f.since.elapsed().as_secs(),
+                        "buffer writable again; results produced while it failed were dropped and counted (write_error)"
+                    );
+                }
             }
             Err(e) => {
-                stats
-                    .write_errors
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                tracing::error!(error = %e, results = n, "could not write results to the buffer; counting them as dropped");
-                if let Err(e) = buffer.count_dropped(DropReason::WriteError, n) {
-                    tracing::error!(error = %e, "could not persist the dropped count either");
+                stats.write_errors.fetch_add(1, Ordering::Relaxed);
+                match failing.as_mut() {
+                    None => {
+                        tracing::error!(error = %e, results = n,
+                            "could not write results to the buffer; counting them as dropped (write_error) and retrying with the next group");
+                        let now = Instant::now();
+                        failing = Some(Failing {
+                            since: now,
+                            last_log: now,
+                            results: n,
+                        });
+                    }
+                    Some(f) => {
+                        f.results += n;
+                        if f.last_log.elapsed() >= FAILURE_LOG_EVERY {
+                            f.last_log = Instant::now();
+                            tracing::error!(error = %e, dropped = f.results,
+                                failing_for_s = f.since.elapsed().as_secs(),
+                                "buffer writes still failing; results are dropped and counted (write_error)");
+                        }
+                    }
                 }
             }
         }

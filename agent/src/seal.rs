@@ -127,6 +127,12 @@ impl Sealer {
     }
 }
 
+/// Whether a stored payload is in the sealed format (prost never starts
+/// with these bytes: field 9 with wire type 7 does not exist).
+pub fn looks_sealed(stored: &[u8]) -> bool {
+    stored.starts_with(&MAGIC)
+}
+
 fn parse_key(bytes: &[u8]) -> Option<[u8; 32]> {
     if bytes.len() == 32 {
         return bytes.try_into().ok();

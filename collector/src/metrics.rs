@@ -280,9 +280,9 @@ pub fn render(live: &Live) -> String {
             |a| a.state.footprint.cpu_seconds_total,
         ),
         (
-            "outpost_agent_dropped_total",
-            "Results the agent dropped (buffer full, write error, corrupt), agent-reported.",
-            |a| a.state.footprint.dropped_total as f64,
+            "outpost_agent_lost_results_total",
+            "Results missing at the collector that the agent did not announce as dropped (should stay 0).",
+            |a| a.state.lost_results as f64,
         ),
         (
             "outpost_agent_gap_results_total",
@@ -309,6 +309,28 @@ pub fn render(live: &Live) -> String {
         e.family(name, "counter", help);
         for (id, a) in &live.agents {
             e.sample(name, &[("agent", id)], f(a));
+        }
+    }
+    // delivery (#4): the agent's dropped counter, by reason.
+    e.family(
+        "outpost_agent_dropped_total",
+        "counter",
+        "Results the agent dropped, agent-reported, by reason (buffer_full, write_error, corrupt; other: an agent that reports only the total).",
+    );
+    for (id, a) in &live.agents {
+        let f = &a.state.footprint;
+        let by_reason = f.dropped_buffer_full + f.dropped_write_error + f.dropped_corrupt;
+        for (reason, n) in [
+            ("buffer_full", f.dropped_buffer_full),
+            ("write_error", f.dropped_write_error),
+            ("corrupt", f.dropped_corrupt),
+            ("other", f.dropped_total.saturating_sub(by_reason)),
+        ] {
+            e.sample(
+                "outpost_agent_dropped_total",
+                &[("agent", id), ("reason", reason)],
+                n as f64,
+            );
         }
     }
     e.family("outpost_agent_info", "gauge", "Agent version; always 1.");

@@ -90,6 +90,10 @@ pub struct Footprint {
     pub oldest_unsent_age_seconds: f64,
     pub dropped_total: u64,
     pub sent_at_unix_ms: i64,
+    /// `dropped_total` by reason (zero from agents that predate them).
+    pub dropped_buffer_full: u64,
+    pub dropped_write_error: u64,
+    pub dropped_corrupt: u64,
 }
 
 /// The first message of a stream, validated.

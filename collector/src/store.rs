@@ -12,11 +12,15 @@
 //!   commands, calls `flush_async`, and only then answers; the ingest
 //!   session sends the ack after that answer.
 //! * **Gaps are announced, never silent.** Agents send oldest first and
-//!   delete only acknowledged results, so when a batch starts above
-//!   `hwm + 1` the results in between were dropped by the agent
-//!   (drop-oldest); they are counted in `gap_results`. A new buffer origin
-//!   above the hwm (a recreated agent buffer) moves the hwm up and counts
-//!   a `buffer_reset`.
+//!   delete only acknowledged results, so a sequence missing between the
+//!   hwm and a result of a batch was dropped by the agent — which says so:
+//!   each batch carries the agent's `dropped_through` mark, and a missing
+//!   sequence at or below it is counted in `gap_results` (announced,
+//!   matching the agent's `dropped_total`), one above it in `lost_results`
+//!   (a loss nobody accounted for; always 0 unless something is broken).
+//!   Batches without the mark (old agents) count every gap as announced.
+//!   A new buffer origin above the hwm (a recreated agent buffer) moves the
+//!   hwm up and counts a `buffer_reset`.
 //! * One task owns the store ([`spawn`]); handlers talk to it over a bounded
 //!   channel. When the channel is full, handlers wait, which
 //!   back-pressures agents through HTTP/2 flow control; nothing is dropped.
@@ -71,6 +75,8 @@ pub struct AgentState {
     pub buffer_resets: u64,
     /// Collector time minus agent time at the last hello/heartbeat, ms.
     pub clock_offset_ms: i64,
+    /// Missing sequences the agent did not announce as dropped.
+    pub lost_results: u64,
 }
 
 /// The sled database and the agents' states.
@@ -102,7 +108,10 @@ pub struct Ingested {
     pub hwm: u64,
     pub stored: u64,
     pub duplicates: u64,
+    /// Missing sequences announced as dropped by the agent.
     pub gap: u64,
+    /// Missing sequences not announced.
+    pub lost: u64,
 }
 
 impl Store {
@@ -212,11 +221,13 @@ impl Store {
     }
 
     /// Stores a batch (ascending sequences, validated by ingest) and
-    /// returns the new high-water mark. Not durable until [`Store::flush`].
+    /// returns the new high-water mark. `dropped_through` is the agent's
+    /// announcement (see the module doc). Not durable until [`Store::flush`].
     pub fn ingest(
         &mut self,
         agent: &str,
         results: &[ResultRecord],
+        dropped_through: Option<u64>,
         now_ms: i64,
     ) -> Result<Ingested, StoreError> {
         let mut state = self.agents.get(agent).cloned().unwrap_or_default();
@@ -228,7 +239,11 @@ impl Store {
                 continue;
             }
             if r.seq > state.hwm + 1 {
-                out.gap += r.seq - state.hwm - 1;
+                let missing = r.seq - state.hwm - 1;
+                let announced = dropped_through
+                    .map_or(missing, |d| (r.seq - 1).min(d).saturating_sub(state.hwm));
+                out.gap += announced;
+                out.lost += missing - announced;
             }
             batch.insert(result_key(agent, r.seq), codec::encode(r)?);
             state.hwm = r.seq;
@@ -240,6 +255,7 @@ impl Store {
         state.stored += out.stored;
         state.duplicates += out.duplicates;
         state.gap_results += out.gap;
+        state.lost_results += out.lost;
         state.last_seen_unix_ms = now_ms;
         out.hwm = state.hwm;
         self.agents.insert(agent.to_string(), state);
@@ -308,6 +324,7 @@ pub enum Command {
     Ingest {
         agent: String,
         results: Vec<ResultRecord>,
+        dropped_through: Option<u64>,
         reply: oneshot::Sender<Result<Ingested, StoreError>>,
     },
     Heartbeat {
@@ -354,10 +371,12 @@ impl StoreHandle {
         &self,
         agent: String,
         results: Vec<ResultRecord>,
+        dropped_through: Option<u64>,
     ) -> Result<Ingested, StoreError> {
         self.call(|reply| Command::Ingest {
             agent,
             results,
+            dropped_through,
             reply,
         })
         .await
@@ -448,13 +467,14 @@ pub fn spawn_observed(
                     Command::Ingest {
                         agent,
                         mut results,
+                        dropped_through,
                         reply,
                     } => {
                         for r in &mut results {
                             r.received_unix_ms = now;
                         }
                         let hwm_before = store.agents().get(&agent).map_or(0, |s| s.hwm);
-                        let r = store.ingest(&agent, &results, now);
+                        let r = store.ingest(&agent, &results, dropped_through, now);
                         if r.as_ref().is_ok_and(|ing| ing.stored > 0) {
                             let fresh: Vec<ResultRecord> =
                                 results.into_iter().filter(|x| x.seq > hwm_before).collect();
@@ -591,14 +611,16 @@ mod tests {
         let path = dir.path().join("store");
         let mut s = Store::open(&path).unwrap();
         assert_eq!(s.hello(&hello(100), 0).unwrap(), 99);
-        let r = s.ingest("a1", &[rec(100), rec(101), rec(102)], 0).unwrap();
+        let r = s
+            .ingest("a1", &[rec(100), rec(101), rec(102)], None, 0)
+            .unwrap();
         assert_eq!((r.hwm, r.stored, r.duplicates, r.gap), (102, 3, 0, 0));
         s.flush().await.unwrap();
         drop(s);
         let mut s = Store::open(&path).unwrap();
         assert_eq!(s.hello(&hello(100), 0).unwrap(), 102);
         let r = s
-            .ingest("a1", &[rec(101), rec(102), rec(103), rec(110)], 0)
+            .ingest("a1", &[rec(101), rec(102), rec(103), rec(110)], None, 0)
             .unwrap();
         assert_eq!((r.hwm, r.stored, r.duplicates, r.gap), (110, 2, 2, 6));
         let seqs: Vec<u64> = s
@@ -612,14 +634,37 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn announced_gaps_are_told_apart_from_losses() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("store")).unwrap();
+        s.hello(&hello(1), 0).unwrap();
+        s.ingest("a1", &[rec(1), rec(2)], Some(0), 0).unwrap();
+        // 3..=5 dropped by the agent and announced (dropped_through 5);
+        // 6 and 7 missing without an announcement; 9 inside the batch is
+        // missing too and above the mark.
+        let r = s.ingest("a1", &[rec(8), rec(10)], Some(5), 0).unwrap();
+        assert_eq!((r.hwm, r.stored, r.gap, r.lost), (10, 2, 3, 3));
+        let a = &s.agents()["a1"];
+        assert_eq!((a.gap_results, a.lost_results), (3, 3));
+        // An announcement covering the whole gap: all announced.
+        let r = s.ingest("a1", &[rec(20)], Some(19), 0).unwrap();
+        assert_eq!((r.gap, r.lost), (9, 0));
+        // Duplicates never count as gaps.
+        let r = s
+            .ingest("a1", &[rec(19), rec(20), rec(21)], Some(19), 0)
+            .unwrap();
+        assert_eq!((r.duplicates, r.stored, r.gap, r.lost), (2, 1, 0, 0));
+    }
+
+    #[tokio::test]
     async fn a_recreated_agent_buffer_moves_the_hwm_and_counts_a_reset() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Store::open(&dir.path().join("store")).unwrap();
         s.hello(&hello(10), 0).unwrap();
-        s.ingest("a1", &[rec(10), rec(11)], 0).unwrap();
+        s.ingest("a1", &[rec(10), rec(11)], None, 0).unwrap();
         assert_eq!(s.hello(&hello(5_000), 0).unwrap(), 4_999);
         assert_eq!(s.agents()["a1"].buffer_resets, 1);
-        let r = s.ingest("a1", &[rec(5_000)], 0).unwrap();
+        let r = s.ingest("a1", &[rec(5_000)], None, 0).unwrap();
         assert_eq!((r.stored, r.gap), (1, 0));
     }
 
@@ -628,7 +673,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Store::open(&dir.path().join("store")).unwrap();
         s.hello(&hello(1), 0).unwrap();
-        s.ingest("a1", &(1..=10).map(rec).collect::<Vec<_>>(), 0)
+        s.ingest("a1", &(1..=10).map(rec).collect::<Vec<_>>(), None, 0)
             .unwrap();
         assert_eq!(s.prune(5_500).unwrap(), 5);
         let seqs: Vec<u64> = s

@@ -51,10 +51,10 @@ proptest! {
     }
 
     #[test]
-    fn accepted_batches_respect_every_bound(results in proptest::collection::vec(arb_result(), 0..20)) {
-        if let Ok(records) = convert::batch(pb::ResultBatch { results }) {
+    fn accepted_batches_respect_every_bound(results in proptest::collection::vec(arb_result(), 0..20), dropped_through_seq in proptest::option::of(any::<u64>())) {
+        if let Ok(batch) = convert::batch(pb::ResultBatch { results, dropped_through_seq }) {
             let mut prev = 0;
-            for r in &records {
+            for r in &batch.results {
                 prop_assert!(r.seq > prev);
                 prev = r.seq;
                 prop_assert!(convert::valid_id(&r.check));

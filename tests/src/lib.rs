@@ -6,6 +6,7 @@
 //! runner (`src/bin/outpost-demo.rs`). Nothing here is linked into the
 //! agent or the collector.
 
+pub mod chaos;
 pub mod harness;
 pub mod oidc;
 pub mod portal;

@@ -98,6 +98,7 @@ async fn bad_messages_are_refused_and_other_agents_keep_flowing() -> Result<()> 
         &ep,
         vec![msg(pb::agent_message::Msg::Batch(pb::ResultBatch {
             results: vec![result(1, String::new())],
+            dropped_through_seq: None,
         }))],
     )
     .await?;
@@ -108,6 +109,7 @@ async fn bad_messages_are_refused_and_other_agents_keep_flowing() -> Result<()> 
     // 3. Sequences out of order.
     let bad_order = msg(pb::agent_message::Msg::Batch(pb::ResultBatch {
         results: vec![result(5, String::new()), result(4, String::new())],
+        dropped_through_seq: None,
     }));
     let s = first_error(&ep, vec![hello("raw-1"), bad_order]).await?;
     assert_eq!(s.code(), tonic::Code::InvalidArgument, "{s:?}");
@@ -121,6 +123,7 @@ async fn bad_messages_are_refused_and_other_agents_keep_flowing() -> Result<()> 
             hello("raw-2"),
             msg(pb::agent_message::Msg::Batch(pb::ResultBatch {
                 results: vec![unknown],
+                dropped_through_seq: None,
             })),
         ],
     )
@@ -129,6 +132,7 @@ async fn bad_messages_are_refused_and_other_agents_keep_flowing() -> Result<()> 
     // 5. A message over the 4 MiB limit.
     let huge = msg(pb::agent_message::Msg::Batch(pb::ResultBatch {
         results: vec![result(1, "x".repeat(5 << 20))],
+        dropped_through_seq: None,
     }));
     let s = first_error(&ep, vec![hello("raw-3"), huge]).await?;
     assert_ne!(s.code(), tonic::Code::Ok, "{s:?}");

@@ -58,7 +58,10 @@ async fn send(endpoint: &str, id: &str, batches: Vec<Vec<pb::CheckResult>>) -> R
     for results in batches {
         let last = results.last().map_or(0, |r| r.seq);
         tx.send(pb::AgentMessage {
-            msg: Some(pb::agent_message::Msg::Batch(pb::ResultBatch { results })),
+            msg: Some(pb::agent_message::Msg::Batch(pb::ResultBatch {
+                results,
+                dropped_through_seq: None,
+            })),
         })
         .await?;
         loop {

@@ -1,45 +1,72 @@
 //! The agent's durable result buffer — the only code that touches sled.
 //!
-//! Guarantees (each one is tested in this file or in `tests/`):
-//! * **Produced means durable.** [`Buffer::append`] followed by
-//!   [`Buffer::flush`] returning `Ok` means the entries survive kill -9;
-//!   the recorder flushes before it reports a result as produced.
-//! * **Sequences never repeat.** Each entry gets the next `u64`; the next
-//!   value is derived at open from the persisted counter, the highest key
-//!   and the highest key ever removed (`floor`), so neither a restart nor
-//!   an empty buffer can reissue a number. A freshly created buffer starts
-//!   at the current unix time in microseconds (its *origin*), so a buffer
-//!   recreated after corruption still issues numbers above the old ones.
-//! * **Only acknowledged entries are deleted**, except by drop-oldest.
-//! * **Bounded.** Logical bytes (key + value) and entry count never exceed
-//!   the configured bounds after an append returns: the oldest entries are
-//!   dropped and counted per reason in a persistent counter. sled uses
-//!   about twice the logical size on disk and never returns freed space to
-//!   the filesystem, so size `max_bytes` at half the disk you can give.
+//! Guarantees (each one is tested in `tests.rs` or in `tests/`):
+//! * **Produced means durable, and only durable entries are sent.** A
+//!   group is produced when [`Buffer::commit`] (write + flush) returns
+//!   `Ok`; it then survives kill -9. [`Buffer::read_after`] returns only
+//!   entries at or below the *durable mark* (the highest sequence covered
+//!   by a successful flush) and never runs in the middle of a commit, so
+//!   the collector never holds a result whose sequence a crash could hand
+//!   out again, nor sees a drop before it is durable.
+//! * **Sequences never repeat and never vanish.** Each entry gets the next
+//!   `u64`. The next value is persisted in the same atomic batch as the
+//!   entries that used it (`state.rs`), so after a crash it resumes exactly
+//!   after the last durable entry: no reuse, and no number burnt without
+//!   an entry (which the collector would count as lost). A freshly created
+//!   buffer starts at the current unix time in microseconds (its
+//!   *origin*), so a buffer recreated after corruption issues numbers
+//!   above the old ones.
+//! * **Only acknowledged entries are deleted**, except by the three
+//!   counted drops ([`DropReason`]). Every sequence removed without an ack
+//!   is at or below the persisted `dropped_through` mark, announced in
+//!   every batch (as of the last flush): that is how the collector tells
+//!   an announced drop from a loss. Counters, marks and the removals they
+//!   describe change together in one batch.
+//! * **Bounded.** Logical bytes and entry count never exceed the
+//!   configured bounds after a commit: room is made first by dropping the
+//!   oldest (counted per reason). sled uses more than the logical size on
+//!   disk and never returns freed space to the filesystem, so size
+//!   `max_bytes` at half the disk you can give.
+//! * **Bounded memory.** Entries are stored several per value (`chunk.rs`)
+//!   so sled's per-page memory stays small, nothing scans the whole buffer
+//!   at open, and after every [`REFRESH_AFTER_BYTES`] written the database
+//!   is reopened (sled's page cache, sharded 256 ways, hardly evicts what
+//!   was written: without this a long outage grows the agent's RSS with
+//!   the backlog).
 //! * **A corrupt buffer never stops probing**: [`Buffer::open`] moves an
-//!   unreadable directory aside (`<path>.corrupt-<unix>`) and starts fresh,
-//!   and says so in its [`OpenReport`].
-//!
-//! Entry value layout (version 1): `[1u8][produced_unix_ms: i64 BE][payload]`,
-//! where the payload is the prost encoding of the wire `CheckResult`, the
-//! same bytes that go on the wire.
+//!   unusable directory aside (`<path>.corrupt-<unix>`) and starts fresh,
+//!   and says so in its [`OpenReport`]. A *locked* buffer (another agent
+//!   runs on it) or a full disk is never moved aside (see `open.rs`).
+//! * **A write failure never stops the agent.** sled 0.34 poisons itself
+//!   after an I/O error (every later write fails, even once space is back),
+//!   so [`Buffer::commit`] *abandons* a failed group (counted as
+//!   `write_error`, announced, never sent) and the buffer recovers
+//!   (`recover.rs`) by reopening the database from disk once it can.
+
+mod chunk;
+mod open;
+mod recover;
+mod state;
+mod status;
+mod write;
+
+pub use status::{maintain, read_status, render, status_path, StatusFile};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use sled::IVec;
 
-/// Cache for sled's page cache; its default is 1 GiB.
-const CACHE_CAPACITY: u64 = 4 * 1024 * 1024;
-const VALUE_VERSION: u8 = 1;
-const HEADER_LEN: usize = 9;
-const KEY_NEXT: &[u8] = b"next_seq";
-const KEY_FLOOR: &[u8] = b"floor";
+use open::{Disposition, Handles};
+use state::{State, STATE_KEY};
+
 const KEY_ORIGIN: &[u8] = b"origin";
-const DROPPED_PREFIX: &str = "dropped.";
+/// Logical bytes written after which the database is reopened to shed
+/// sled's cache of what was written (see BENCHMARKS.md).
+pub const REFRESH_AFTER_BYTES: u64 = 16 * 1024 * 1024;
 
 /// Why results were dropped (the label on the dropped counter).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -53,11 +80,26 @@ pub enum DropReason {
 }
 
 impl DropReason {
+    /// Every reason, in counter order.
+    pub const ALL: [DropReason; 3] = [
+        DropReason::BufferFull,
+        DropReason::WriteError,
+        DropReason::Corrupt,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             DropReason::BufferFull => "buffer_full",
             DropReason::WriteError => "write_error",
             DropReason::Corrupt => "corrupt",
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            DropReason::BufferFull => 0,
+            DropReason::WriteError => 1,
+            DropReason::Corrupt => 2,
         }
     }
 }
@@ -71,6 +113,10 @@ pub enum BufferError {
         #[source]
         source: sled::Error,
     },
+    #[error("buffer at {path} is in use by another process (a running agent?); stop it first — `outpost-agent buffer` shows a running agent's figures from its status file")]
+    Locked { path: PathBuf },
+    #[error("buffer at {path} is unavailable after a write failure (disk full?); results are counted as dropped (write_error) until it recovers by itself")]
+    Unavailable { path: PathBuf },
     #[error("buffer at {path}: cannot seal a record: {reason}")]
     Seal { path: PathBuf, reason: String },
     #[error("buffer at {path} was unusable ({reason}) and could not be moved aside: {source}; move or delete it by hand")]
@@ -97,7 +143,7 @@ pub struct OpenReport {
     pub reason: Option<String>,
 }
 
-/// One buffered entry.
+/// One buffered entry. The payload shares memory with the stored value.
 #[derive(Debug, Clone)]
 pub struct Entry {
     pub seq: u64,
@@ -114,6 +160,12 @@ pub struct Stats {
     pub oldest_produced_unix_ms: Option<i64>,
     pub next_seq: u64,
     pub origin_seq: u64,
+    /// Highest sequence removed without an acknowledgement (0: none).
+    pub dropped_through: u64,
+    /// Highest sequence covered by a successful flush.
+    pub durable_through: u64,
+    /// False while the buffer waits to recover from a write failure.
+    pub available: bool,
     pub dropped: BTreeMap<&'static str, u64>,
 }
 
@@ -121,6 +173,11 @@ impl Stats {
     /// Sum of every dropped counter.
     pub fn dropped_total(&self) -> u64 {
         self.dropped.values().sum()
+    }
+
+    /// One dropped counter.
+    pub fn dropped(&self, reason: DropReason) -> u64 {
+        self.dropped.get(reason.as_str()).copied().unwrap_or(0)
     }
 }
 
@@ -132,17 +189,38 @@ pub struct Buffer {
 
 struct Inner {
     path: PathBuf,
-    db: sled::Db,
-    results: sled::Tree,
-    meta: sled::Tree,
     limits: Limits,
-    next_seq: AtomicU64,
     origin: u64,
-    entries: AtomicU64,
-    bytes: AtomicU64,
-    dropped: [AtomicU64; 3],
-    /// Encryption at rest (a no-op without a key): see `crate::seal`.
-    sealer: crate::seal::Sealer,
+    /// `None` while the database is closed for recovery.
+    handles: RwLock<Option<Handles>>,
+    /// Serialises commits (write + flush), reads for sending, and
+    /// recoveries: a reader never sees a commit half done.
+    writer: tokio::sync::Mutex<()>,
+    /// The state as last written to the open database; held while a
+    /// batch is built and applied, so state and entries change together.
+    state: Mutex<State>,
+    needs_recovery: AtomicBool,
+    /// First sequence of the earliest abandoned group not yet discarded
+    /// (0: none); recovery removes everything from it on.
+    discard_from: AtomicU64,
+    /// Abandoned since the last recovery: counted here until recovery
+    /// can persist them.
+    pending_write_errors: AtomicU64,
+    pending_dropped_through: AtomicU64,
+    next_seq: AtomicU64,
+    appended_through: AtomicU64,
+    durable_through: AtomicU64,
+    /// `dropped_through` as of the last successful flush: what batches
+    /// announce.
+    announced_through: AtomicU64,
+    /// Logical bytes committed since the database was (re)opened.
+    written_since_open: AtomicU64,
+    /// Encryption at rest (a no-op without a key): payloads are sealed in
+    /// `commit` and opened by the transport after reading (see `crate::seal`).
+    sealer: Arc<crate::seal::Sealer>,
+    /// Test hook: the next flush fails as if the disk were full.
+    #[cfg(test)]
+    fail_next_flush: AtomicBool,
 }
 
 impl std::fmt::Debug for Buffer {
@@ -153,56 +231,82 @@ impl std::fmt::Debug for Buffer {
     }
 }
 
-fn reasons() -> [DropReason; 3] {
-    [
-        DropReason::BufferFull,
-        DropReason::WriteError,
-        DropReason::Corrupt,
-    ]
-}
-
-fn u64_of(v: Option<IVec>) -> u64 {
-    v.and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
-        .map_or(0, u64::from_be_bytes)
-}
-
-fn now_unix_micros() -> u64 {
+pub(crate) fn now_unix_micros() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(1, |d| d.as_micros() as u64)
         .max(1)
 }
 
+/// Counts live entries and bytes and finds the last sequence, by reading
+/// everything: only for a buffer without a state record (or after
+/// corruption), never on a normal open.
+fn scan(results: &sled::Tree, removed_through: u64) -> Result<(u64, u64, u64), sled::Error> {
+    let (mut entries, mut bytes, mut last) = (0, 0, 0);
+    for kv in results.range(..STATE_KEY) {
+        let (k, v) = kv?;
+        for item in chunk::decode(&k, &v).unwrap_or_default() {
+            if item.seq > removed_through {
+                entries += 1;
+                bytes += item.size();
+            }
+            last = last.max(item.seq);
+        }
+    }
+    Ok((entries, bytes, last))
+}
+
+/// The highest sequence stored (0: none).
+fn last_seq(results: &sled::Tree) -> Result<u64, sled::Error> {
+    Ok(match results.range(..STATE_KEY).next_back() {
+        Some(kv) => {
+            let (k, v) = kv?;
+            chunk::decode(&k, &v)
+                .and_then(|items| items.last().map(|i| i.seq))
+                .unwrap_or_else(|| chunk::key_seq(&k))
+        }
+        None => 0,
+    })
+}
+
+/// The state record, or one rebuilt by a scan when there is none.
+fn load_state(results: &sled::Tree) -> Result<State, sled::Error> {
+    if let Some(s) = results.get(STATE_KEY)?.and_then(|v| State::decode(&v)) {
+        return Ok(s);
+    }
+    let (entries, bytes, last) = scan(results, 0)?;
+    Ok(State {
+        entries,
+        bytes,
+        next_seq: last.saturating_add(1),
+        ..State::default()
+    })
+}
+
 impl Buffer {
     /// Opens (or creates) the buffer at `path`. An unusable existing
-    /// buffer is moved aside and replaced by a fresh one.
+    /// buffer is moved aside and replaced by a fresh one; a locked one or
+    /// a full disk is an error (never moved aside).
     pub fn open(path: &Path, limits: Limits) -> Result<(Buffer, OpenReport), BufferError> {
         Self::open_sealed(path, limits, crate::seal::Sealer::none())
     }
 
-    /// As [`Buffer::open`], sealing payloads with `sealer` (encryption at
-    /// rest); records that fail to open are dropped and counted `corrupt`.
+    /// As [`Buffer::open`], sealing payloads with `sealer` (encryption at rest).
     pub fn open_sealed(
         path: &Path,
         limits: Limits,
         sealer: crate::seal::Sealer,
     ) -> Result<(Buffer, OpenReport), BufferError> {
-        let mut sealer = Some(sealer);
-        match Self::open_once(path, limits, &mut sealer) {
+        let sealer = Arc::new(sealer);
+        let try_open = |path: &Path, limits: Limits| {
+            Self::try_open(path, limits).map(|b| b.with_sealer(sealer.clone()))
+        };
+        match try_open(path, limits) {
             Ok(b) => Ok((b, OpenReport::default())),
-            Err(first) => {
-                let reason = first.to_string();
-                let aside = PathBuf::from(format!(
-                    "{}.corrupt-{}",
-                    path.display(),
-                    now_unix_micros() / 1_000_000
-                ));
-                std::fs::rename(path, &aside).map_err(|source| BufferError::MoveAside {
-                    path: path.to_path_buf(),
-                    reason: reason.clone(),
-                    source,
-                })?;
-                let b = Self::open_once(path, limits, &mut sealer)?;
+            Err(e) if open::classify(&e) == Disposition::Unusable => {
+                let reason = e.to_string();
+                let aside = open::move_aside(path, &reason)?;
+                let b = try_open(path, limits).map_err(|e| open::open_error(path, e))?;
                 Ok((
                     b,
                     OpenReport {
@@ -211,86 +315,109 @@ impl Buffer {
                     },
                 ))
             }
+            Err(e) => Err(open::open_error(path, e)),
         }
     }
 
-    fn open_once(
-        path: &Path,
-        limits: Limits,
-        sealer: &mut Option<crate::seal::Sealer>,
-    ) -> Result<Buffer, BufferError> {
-        let storage = |source| BufferError::Storage {
-            path: path.to_path_buf(),
-            source,
-        };
-        // The one place this crate opens sled (clippy.toml disallows it elsewhere).
-        #[allow(clippy::disallowed_methods)]
-        let db = sled::Config::new()
-            .path(path)
-            .cache_capacity(CACHE_CAPACITY)
-            .flush_every_ms(Some(1000))
-            .open()
-            .map_err(storage)?;
-        let results = db.open_tree("results").map_err(storage)?;
-        let meta = db.open_tree("meta").map_err(storage)?;
+    /// Opens the buffer for inspection: never moves anything aside.
+    pub fn inspect(path: &Path, limits: Limits) -> Result<Buffer, BufferError> {
+        Self::try_open(path, limits).map_err(|e| open::open_error(path, e))
+    }
 
-        let mut origin = u64_of(meta.get(KEY_ORIGIN).map_err(storage)?);
+    fn try_open(path: &Path, limits: Limits) -> Result<Buffer, sled::Error> {
+        let h = open::handles(path)?;
+        let mut origin = chunk::key_seq(&h.meta.get(KEY_ORIGIN)?.unwrap_or_default());
         if origin == 0 {
             origin = now_unix_micros();
-            meta.insert(KEY_ORIGIN, &origin.to_be_bytes())
-                .map_err(storage)?;
-            db.flush().map_err(storage)?;
+            h.meta.insert(KEY_ORIGIN, &origin.to_be_bytes())?;
+            h.db.flush()?;
         }
-        let persisted_next = u64_of(meta.get(KEY_NEXT).map_err(storage)?);
-        let floor = u64_of(meta.get(KEY_FLOOR).map_err(storage)?);
-        let last_key = match results.last().map_err(storage)? {
-            Some((k, _)) => u64_of(Some(k)),
-            None => 0,
-        };
-        let next = persisted_next
-            .max(last_key.saturating_add(1))
-            .max(floor.saturating_add(1))
+        let state = load_state(&h.results)?;
+        let last = last_seq(&h.results)?;
+        let next = state
+            .next_seq
+            .max(last.saturating_add(1))
+            .max(state.removed_through.saturating_add(1))
+            .max(state.dropped_through.saturating_add(1))
             .max(origin);
-
-        let (mut entries, mut bytes) = (0u64, 0u64);
-        for kv in results.iter() {
-            let (k, v) = kv.map_err(storage)?;
-            entries += 1;
-            bytes += (k.len() + v.len()) as u64;
-        }
-        let dropped = reasons().map(|_| AtomicU64::new(0));
-        for (i, r) in reasons().iter().enumerate() {
-            let v = u64_of(
-                meta.get(format!("{DROPPED_PREFIX}{}", r.as_str()))
-                    .map_err(storage)?,
-            );
-            dropped[i].store(v, Ordering::Relaxed);
-        }
         Ok(Buffer {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
-                db,
-                results,
-                meta,
                 limits,
-                next_seq: AtomicU64::new(next),
                 origin,
-                entries: AtomicU64::new(entries),
-                bytes: AtomicU64::new(bytes),
-                dropped,
-                sealer: sealer.take().unwrap_or_else(crate::seal::Sealer::none),
+                handles: RwLock::new(Some(h)),
+                writer: tokio::sync::Mutex::new(()),
+                announced_through: AtomicU64::new(state.dropped_through),
+                state: Mutex::new(state),
+                needs_recovery: AtomicBool::new(false),
+                discard_from: AtomicU64::new(0),
+                pending_write_errors: AtomicU64::new(0),
+                pending_dropped_through: AtomicU64::new(0),
+                next_seq: AtomicU64::new(next),
+                appended_through: AtomicU64::new(last),
+                durable_through: AtomicU64::new(last),
+                written_since_open: AtomicU64::new(0),
+                sealer: Arc::new(crate::seal::Sealer::none()),
+                #[cfg(test)]
+                fail_next_flush: AtomicBool::new(false),
             }),
         })
     }
 
-    fn seal_error(&self, e: crate::seal::SealError) -> BufferError {
-        BufferError::Seal {
-            path: self.inner.path.clone(),
-            reason: e.to_string(),
+    fn with_sealer(self, sealer: Arc<crate::seal::Sealer>) -> Buffer {
+        match Arc::try_unwrap(self.inner) {
+            Ok(mut inner) => {
+                inner.sealer = sealer;
+                Buffer {
+                    inner: Arc::new(inner),
+                }
+            }
+            Err(inner) => Buffer { inner },
         }
     }
 
-    fn storage(&self, source: sled::Error) -> BufferError {
+    /// The sealer payloads are sealed with (opened by the transport).
+    pub fn sealer(&self) -> &crate::seal::Sealer {
+        &self.inner.sealer
+    }
+
+    /// The directory this buffer lives in.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// The configured bounds.
+    pub fn limits(&self) -> Limits {
+        self.inner.limits
+    }
+
+    /// A clone of the open database's handles, or `Unavailable`.
+    fn handles(&self) -> Result<Handles, BufferError> {
+        self.inner
+            .handles
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .ok_or_else(|| self.unavailable())
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn unavailable(&self) -> BufferError {
+        BufferError::Unavailable {
+            path: self.inner.path.clone(),
+        }
+    }
+
+    /// Wraps a sled failure; any failure marks the database for recovery
+    /// (sled 0.34 keeps failing once it has seen an I/O error).
+    fn fail(&self, source: sled::Error) -> BufferError {
+        self.inner.needs_recovery.store(true, Ordering::SeqCst);
         BufferError::Storage {
             path: self.inner.path.clone(),
             source,
@@ -302,227 +429,123 @@ impl Buffer {
         self.inner.origin
     }
 
-    /// Takes the next sequence number. Numbers taken but never appended
-    /// (a failed write) become announced gaps, counted as `write_error`.
+    /// Takes the next sequence number. Every number taken must go through
+    /// [`Buffer::commit`], which accounts for it even when the write fails
+    /// (an announced `write_error` gap).
     pub fn next_seq(&self) -> u64 {
         self.inner.next_seq.fetch_add(1, Ordering::SeqCst)
     }
 
-    /// Writes entries (not yet durable: call [`Buffer::flush`]) and then
-    /// enforces the bounds by dropping the oldest. Returns how many were
-    /// dropped to make room.
-    pub fn append(&self, entries: &[(u64, i64, Vec<u8>)]) -> Result<u64, BufferError> {
-        let mut batch = sled::Batch::default();
-        let mut added_bytes = 0u64;
-        for (seq, produced, payload) in entries {
-            let sealed;
-            let payload = if self.inner.sealer.encrypting() {
-                sealed = self
-                    .inner
-                    .sealer
-                    .seal(*seq, payload.clone())
-                    .map_err(|e| self.seal_error(e))?;
-                &sealed
-            } else {
-                payload
-            };
-            let mut value = Vec::with_capacity(HEADER_LEN + payload.len());
-            value.push(VALUE_VERSION);
-            value.extend_from_slice(&produced.to_be_bytes());
-            value.extend_from_slice(payload);
-            added_bytes += (8 + value.len()) as u64;
-            batch.insert(&seq.to_be_bytes(), value);
-        }
-        self.inner
-            .meta
-            .insert(
-                KEY_NEXT,
-                &self.inner.next_seq.load(Ordering::SeqCst).to_be_bytes(),
-            )
-            .map_err(|e| self.storage(e))?;
-        self.inner
-            .results
-            .apply_batch(batch)
-            .map_err(|e| self.storage(e))?;
-        self.inner
-            .entries
-            .fetch_add(entries.len() as u64, Ordering::SeqCst);
-        self.inner.bytes.fetch_add(added_bytes, Ordering::SeqCst);
-        self.enforce_bounds()
+    /// The drop mark batches announce: every sequence removed without an
+    /// acknowledgement, durably, is at or below it.
+    pub fn dropped_through(&self) -> u64 {
+        self.inner.announced_through.load(Ordering::SeqCst)
     }
 
-    fn enforce_bounds(&self) -> Result<u64, BufferError> {
-        let limits = self.inner.limits;
-        let mut dropped = 0;
-        while self.inner.entries.load(Ordering::SeqCst) > limits.max_entries
-            || self.inner.bytes.load(Ordering::SeqCst) > limits.max_bytes
-        {
-            let Some((k, _)) = self.inner.results.first().map_err(|e| self.storage(e))? else {
-                break;
-            };
-            self.raise_floor(u64_of(Some(k.clone())))?;
-            if let Some(v) = self.inner.results.remove(&k).map_err(|e| self.storage(e))? {
-                self.account_removed(k.len() + v.len());
-                dropped += 1;
-            }
-        }
-        if dropped > 0 {
-            self.count_dropped(DropReason::BufferFull, dropped)?;
-        }
-        Ok(dropped)
+    /// True after a failure until the buffer recovered.
+    pub fn needs_recovery(&self) -> bool {
+        self.inner.needs_recovery.load(Ordering::SeqCst)
     }
 
-    fn account_removed(&self, bytes: usize) {
-        self.inner.entries.fetch_sub(1, Ordering::SeqCst);
-        self.inner.bytes.fetch_sub(bytes as u64, Ordering::SeqCst);
-    }
-
-    fn raise_floor(&self, seq: u64) -> Result<(), BufferError> {
-        let floor = u64_of(
-            self.inner
-                .meta
-                .get(KEY_FLOOR)
-                .map_err(|e| self.storage(e))?,
-        );
-        if seq > floor {
-            self.inner
-                .meta
-                .insert(KEY_FLOOR, &seq.to_be_bytes())
-                .map_err(|e| self.storage(e))?;
-        }
-        Ok(())
-    }
-
-    /// Adds `n` to the persistent dropped counter for `reason` (durable at
-    /// the next flush).
-    pub fn count_dropped(&self, reason: DropReason, n: u64) -> Result<(), BufferError> {
-        let idx = reasons().iter().position(|r| *r == reason).unwrap_or(0);
-        let total = self.inner.dropped[idx].fetch_add(n, Ordering::SeqCst) + n;
-        self.inner
-            .meta
-            .insert(
-                format!("{DROPPED_PREFIX}{}", reason.as_str()),
-                &total.to_be_bytes(),
-            )
-            .map_err(|e| self.storage(e))?;
-        Ok(())
-    }
-
-    /// Makes every prior write durable.
-    pub async fn flush(&self) -> Result<(), BufferError> {
-        self.inner
-            .db
-            .flush_async()
-            .await
-            .map(|_| ())
-            .map_err(|e| self.storage(e))
-    }
-
-    /// Up to `max_entries` entries (and about `max_bytes`) with sequence
-    /// greater than `after`, oldest first. Unreadable entries are removed
-    /// and counted as `corrupt`.
-    pub fn read_after(
+    /// Up to `max_entries` durable entries (and about `max_bytes`) with
+    /// sequence greater than `after`, oldest first. Waits for a commit in
+    /// progress. Unreadable chunks are removed and counted as `corrupt`.
+    pub async fn read_after(
         &self,
         after: u64,
         max_entries: usize,
         max_bytes: usize,
     ) -> Result<Vec<Entry>, BufferError> {
+        let _serial = self.inner.writer.lock().await;
+        self.read_after_locked(after, max_entries, max_bytes)
+    }
+
+    fn read_after_locked(
+        &self,
+        after: u64,
+        max_entries: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<Entry>, BufferError> {
+        let durable = self.inner.durable_through.load(Ordering::SeqCst);
         let mut out = Vec::new();
+        if after >= durable {
+            return Ok(out);
+        }
+        let h = self.handles()?;
+        let from = after.max(self.state().removed_through).saturating_add(1);
+        // The chunk holding `from` starts at or before it.
+        let start = match h.results.range(..=chunk::key(from)).next_back() {
+            Some(kv) => kv.map_err(|e| self.fail(e))?.0,
+            None => IVec::from(&chunk::key(from)),
+        };
+        let mut corrupt = Vec::new();
         let mut size = 0usize;
-        let start = after.saturating_add(1).to_be_bytes();
-        for kv in self.inner.results.range(start..) {
-            let (k, v) = kv.map_err(|e| self.storage(e))?;
-            let seq = u64_of(Some(k.clone()));
-            let opened = decode_value(&v).and_then(|(produced, range)| {
-                let raw = v.subslice(range.start, range.len());
-                if !self.inner.sealer.encrypting() && !raw.starts_with(b"OPS1") {
-                    return Some((produced, raw));
+        'chunks: for kv in h.results.range(start..IVec::from(STATE_KEY)) {
+            let (k, v) = kv.map_err(|e| self.fail(e))?;
+            let Some(items) = chunk::decode(&k, &v) else {
+                corrupt.push(k);
+                continue;
+            };
+            for item in items {
+                if item.seq < from {
+                    continue;
                 }
-                match self.inner.sealer.open(seq, &raw) {
-                    Ok(plain) => Some((produced, IVec::from(plain))),
-                    Err(e) => {
-                        tracing::error!(seq, error = %e, "buffered record failed to open; dropping and counting it");
-                        None
-                    }
+                if item.seq > durable || out.len() >= max_entries || size >= max_bytes {
+                    break 'chunks;
                 }
-            });
-            match opened {
-                Some((produced, payload)) => {
-                    size += v.len();
-                    out.push(Entry {
-                        seq,
-                        produced_unix_ms: produced,
-                        payload,
-                    });
-                }
-                None => {
-                    if let Some(old) = self.inner.results.remove(&k).map_err(|e| self.storage(e))? {
-                        self.account_removed(k.len() + old.len());
-                        self.count_dropped(DropReason::Corrupt, 1)?;
-                    }
-                }
+                size += item.payload.len();
+                out.push(Entry {
+                    seq: item.seq,
+                    produced_unix_ms: item.produced,
+                    payload: v.subslice(item.payload.start, item.payload.len()),
+                });
             }
-            if out.len() >= max_entries || size >= max_bytes {
-                break;
-            }
+        }
+        if !corrupt.is_empty() {
+            self.remove_corrupt(&h, &corrupt)?;
         }
         Ok(out)
     }
 
-    /// Deletes every entry with sequence `<= seq` (the collector has
-    /// stored them). Returns how many were deleted.
-    pub fn ack_through(&self, seq: u64) -> Result<u64, BufferError> {
-        self.raise_floor(seq)?;
-        let mut removed = 0;
-        let mut batch = sled::Batch::default();
-        let mut bytes = 0usize;
-        for kv in self.inner.results.range(..=seq.to_be_bytes()) {
-            let (k, v) = kv.map_err(|e| self.storage(e))?;
-            bytes += k.len() + v.len();
-            batch.remove(k);
-            removed += 1;
-        }
-        if removed > 0 {
-            self.inner
-                .results
-                .apply_batch(batch)
-                .map_err(|e| self.storage(e))?;
-            self.inner.entries.fetch_sub(removed, Ordering::SeqCst);
-            self.inner.bytes.fetch_sub(bytes as u64, Ordering::SeqCst);
-        }
-        Ok(removed)
-    }
-
-    /// Current depth, bytes, oldest entry and counters.
-    pub fn stats(&self) -> Result<Stats, BufferError> {
-        let first = self.inner.results.first().map_err(|e| self.storage(e))?;
-        let (oldest_seq, oldest_produced) = match first {
-            Some((k, v)) => (Some(u64_of(Some(k))), decode_value(&v).map(|(p, _)| p)),
-            None => (None, None),
-        };
+    /// Current depth, bytes, oldest entry and counters. Works while the
+    /// buffer is closed for recovery (then without the oldest entry).
+    pub fn stats(&self) -> Stats {
+        let st = *self.state();
+        let oldest = self.handles().ok().and_then(|h| {
+            h.results
+                .range(..STATE_KEY)
+                .filter_map(Result::ok)
+                .find_map(|(k, v)| {
+                    chunk::decode(&k, &v)?
+                        .into_iter()
+                        .find(|i| i.seq > st.removed_through)
+                })
+        });
+        let pending = self.inner.pending_write_errors.load(Ordering::SeqCst);
         let mut dropped = BTreeMap::new();
-        for (i, r) in reasons().iter().enumerate() {
-            dropped.insert(r.as_str(), self.inner.dropped[i].load(Ordering::SeqCst));
+        for r in DropReason::ALL {
+            let extra = if r == DropReason::WriteError {
+                pending
+            } else {
+                0
+            };
+            dropped.insert(r.as_str(), st.dropped[r.index()] + extra);
         }
-        Ok(Stats {
-            entries: self.inner.entries.load(Ordering::SeqCst),
-            bytes: self.inner.bytes.load(Ordering::SeqCst),
-            oldest_seq,
-            oldest_produced_unix_ms: oldest_produced,
+        Stats {
+            entries: st.entries,
+            bytes: st.bytes,
+            oldest_seq: oldest.as_ref().map(|i| i.seq),
+            oldest_produced_unix_ms: oldest.map(|i| i.produced),
             next_seq: self.inner.next_seq.load(Ordering::SeqCst),
             origin_seq: self.inner.origin,
+            dropped_through: st
+                .dropped_through
+                .max(self.inner.pending_dropped_through.load(Ordering::SeqCst)),
+            durable_through: self.inner.durable_through.load(Ordering::SeqCst),
+            available: !self.needs_recovery(),
             dropped,
-        })
+        }
     }
-}
-
-/// Splits a stored value into (produced_unix_ms, payload byte range).
-fn decode_value(v: &[u8]) -> Option<(i64, std::ops::Range<usize>)> {
-    if v.len() < HEADER_LEN || v[0] != VALUE_VERSION {
-        return None;
-    }
-    let produced = i64::from_be_bytes(v[1..HEADER_LEN].try_into().ok()?);
-    Some((produced, HEADER_LEN..v.len()))
 }
 
 #[cfg(test)]

@@ -2,40 +2,67 @@
 //! batches, deletes only what the collector acknowledged, reconnects with
 //! capped exponential backoff and jitter, and fails over across endpoints.
 //!
-//! Protocol per connection: Hello → (collector) Ack(high-water mark) →
-//! batches and heartbeats, each batch answered by an Ack. At most
-//! [`WINDOW`] batches are unacknowledged at once: that is the flow control
-//! that keeps a slow collector from growing the agent's memory (the
-//! backlog stays in sled, not in RAM). HTTP/2 keepalive and an ack
-//! deadline notice a silently dead link within `ACK_DEADLINE`.
+//! Protocol per connection (`session.rs`): Hello → (collector) Ack(high-
+//! water mark) → batches and heartbeats, each batch answered by an Ack.
 //!
-//! Only this module (and `convert`) names tonic/prost types on the agent.
+//! Invariants:
+//! * **Delete only on ack.** The only deletion here is
+//!   `Buffer::ack_through(seq)` with a `seq` the collector sent.
+//! * **Send only durable entries,** oldest first: `Buffer::read_after`
+//!   returns nothing above the buffer's durable mark.
+//! * **Drops are announced.** Every batch carries the buffer's
+//!   `dropped_through` mark, so the collector can tell a gap the agent
+//!   dropped and counted from a loss.
+//! * **Bounded memory whatever the collector does.** At most [`WINDOW`]
+//!   batches of at most [`MAX_BATCH_BYTES`] are unacknowledged; the
+//!   backlog stays in sled, not in RAM. Batches are framed from the stored
+//!   bytes (`codec.rs`): one contiguous buffer each, no decode.
+//! * **A dead link is noticed in bounded time.** HTTP/2 keepalive pings
+//!   (`[collector] keepalive`, default 10 s) end a connection whose pings go
+//!   unanswered within the same time; the handshake has a deadline
+//!   ([`HANDSHAKE_DEADLINE`]); a batch unacknowledged for [`ACK_DEADLINE`]
+//!   ends the session.
+//! * **A buffer failure does not end the session**: reads and deletions
+//!   that fail are retried after [`BUFFER_RETRY`] (the buffer recovers by
+//!   itself), and heartbeats keep reporting the dropped counters.
+//!
+//! Only this module (`codec`, `convert`, `session`) names tonic/prost
+//! types on the agent.
 
+pub mod codec;
 pub mod convert;
+mod session;
 
-use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use outpost_proto::v1 as pb;
-use pb::ingest_client::IngestClient;
 use rand::Rng;
-use tokio::sync::{mpsc, Notify};
-use tokio_stream::wrappers::ReceiverStream;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::buffer::Buffer;
+use crate::buffer::{Buffer, DropReason};
 use crate::config::{AgentSettings, CollectorSettings};
 use crate::footprint;
 
 /// Unacknowledged batches allowed in flight.
 pub const WINDOW: usize = 4;
-/// Largest encoded batch; well under the collector's message limit.
+/// Largest batch, in stored bytes; well under the collector's message limit.
 pub const MAX_BATCH_BYTES: usize = 2 * 1024 * 1024;
 /// Largest gRPC message either side accepts.
 pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 /// With batches in flight, no ack for this long means the link is dead.
 pub const ACK_DEADLINE: Duration = Duration::from_secs(30);
+/// Connect, hello and the collector's first ack must fit in this.
+pub const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(15);
+/// TCP connect timeout.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Pause before retrying a buffer read or delete that failed (the buffer
+/// may be reopening, or recovering from a write failure).
+pub const BUFFER_RETRY: Duration = Duration::from_millis(200);
+/// A session that lasted this long resets the backoff.
+const STABLE_SESSION: Duration = Duration::from_secs(30);
 
 /// Why a session ended.
 #[derive(Debug, thiserror::Error)]
@@ -50,17 +77,17 @@ pub enum TransportError {
     Status(#[from] tonic::Status),
     #[error("collector closed the stream")]
     Closed,
-    #[error("no acknowledgement for {0:?}; the link is presumed dead")]
-    AckTimeout(Duration),
-    #[error("buffer: {0}")]
-    Buffer(#[from] crate::buffer::BufferError),
+    #[error("no answer within {0:?}; the link is presumed dead")]
+    Timeout(Duration),
     #[error("collector sent an unexpected message")]
     Unexpected,
     #[error("cannot read {path}: {reason}; fix: check the [collector] cert/key/ca/token_file paths and permissions")]
     Credentials { path: String, reason: String },
 }
 
-fn read_secret(path: &std::path::Path) -> Result<Vec<u8>, TransportError> {
+/// Reads a credential file (at most 1 MiB); errors name the path, never
+/// the content.
+pub(crate) fn read_secret(path: &std::path::Path) -> Result<Vec<u8>, TransportError> {
     use std::io::Read;
     let mut buf = Vec::new();
     std::fs::File::open(path)
@@ -74,7 +101,7 @@ fn read_secret(path: &std::path::Path) -> Result<Vec<u8>, TransportError> {
 
 /// TLS settings for an https endpoint, read from the files now (so a
 /// rotated certificate is used at the next connection).
-fn tls_config(
+pub(crate) fn tls_config(
     tls: &crate::config::ClientTls,
 ) -> Result<tonic::transport::ClientTlsConfig, TransportError> {
     use tonic::transport::{Certificate, ClientTlsConfig, Identity};
@@ -95,11 +122,57 @@ fn tls_config(
 /// Shared, read-only view of how delivery is going (for logs and tests).
 #[derive(Debug, Default)]
 pub struct Progress {
-    pub acked_through: std::sync::atomic::AtomicU64,
-    pub connected: std::sync::atomic::AtomicBool,
+    pub acked_through: AtomicU64,
+    pub connected: AtomicBool,
+    /// Sessions that completed their handshake.
+    pub sessions: AtomicU64,
 }
 
-/// Runs until `shutdown`: connect, stream, reconnect.
+/// Capped exponential backoff with jitter: each wait is drawn from
+/// `[d/2, d)` where `d` doubles per failed round up to the cap.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    initial: Duration,
+    max: Duration,
+    current: Duration,
+}
+
+impl Backoff {
+    pub fn new(initial: Duration, max: Duration) -> Self {
+        Backoff {
+            initial,
+            max: max.max(initial),
+            current: initial,
+        }
+    }
+
+    /// The next wait (jittered); doubles the base for the one after.
+    pub fn next_wait(&mut self, rng: &mut impl Rng) -> Duration {
+        let wait = self.current.mul_f64(rng.random_range(0.5..1.0));
+        self.current = (self.current * 2).min(self.max);
+        wait
+    }
+
+    /// A short jittered pause (the first step), without growing.
+    pub fn first_wait(&self, rng: &mut impl Rng) -> Duration {
+        self.initial.mul_f64(rng.random_range(0.5..1.0))
+    }
+
+    pub fn reset(&mut self) {
+        self.current = self.initial;
+    }
+}
+
+/// How a session ended, for the reconnect policy.
+pub(crate) struct SessionEnd {
+    /// Acks beyond the handshake were received: the link worked.
+    pub made_progress: bool,
+    pub result: Result<(), TransportError>,
+}
+
+/// Runs until `shutdown`: connect, stream, reconnect. Endpoints are tried
+/// in turn; a failed endpoint is followed at once (after a short jittered
+/// pause) by the next, and a whole failed round by the growing backoff.
 pub async fn run(
     agent: AgentSettings,
     settings: CollectorSettings,
@@ -108,35 +181,51 @@ pub async fn run(
     progress: Arc<Progress>,
     shutdown: CancellationToken,
 ) {
-    let mut backoff = settings.backoff_initial;
-    let mut endpoint_idx = 0usize;
+    let mut backoff = Backoff::new(settings.backoff_initial, settings.backoff_max);
+    let endpoints = settings.endpoints.len().max(1);
+    let mut idx = 0usize;
+    let mut validate = false;
     while !shutdown.is_cancelled() {
-        let endpoint = &settings.endpoints[endpoint_idx % settings.endpoints.len()];
+        let Some(endpoint) = settings.endpoints.get(idx % endpoints) else {
+            tracing::error!("no collector endpoint configured");
+            return;
+        };
+        let ctx = session::Context {
+            agent: &agent,
+            settings: &settings,
+            endpoint,
+            buffer: &buffer,
+            produced: &produced,
+            progress: &progress,
+            shutdown: &shutdown,
+            validate,
+        };
         let started = tokio::time::Instant::now();
-        let result = session(
-            &agent, &settings, endpoint, &buffer, &produced, &progress, &shutdown,
-        )
-        .await;
-        progress
-            .connected
-            .store(false, std::sync::atomic::Ordering::SeqCst);
-        match result {
+        let end = session::run(ctx).await;
+        progress.connected.store(false, Ordering::SeqCst);
+        match end.result {
             Ok(()) => break,
             Err(e) => {
+                // A batch the collector refuses as malformed: check every
+                // payload of the next batches and drop what does not decode.
+                validate = matches!(&e, TransportError::Status(s) if s.code() == tonic::Code::InvalidArgument);
                 tracing::warn!(endpoint = %endpoint, error = %e, "collector session ended");
             }
         }
-        // A session that lived a while resets the backoff.
-        if started.elapsed() > Duration::from_secs(30) {
-            backoff = settings.backoff_initial;
+        if end.made_progress || started.elapsed() > STABLE_SESSION {
+            backoff.reset();
+            validate = false;
         }
-        endpoint_idx += 1;
-        let jittered = backoff.mul_f64(rand::rng().random_range(0.5..1.0));
+        idx += 1;
+        let wait = if endpoints > 1 && !idx.is_multiple_of(endpoints) {
+            backoff.first_wait(&mut rand::rng())
+        } else {
+            backoff.next_wait(&mut rand::rng())
+        };
         tokio::select! {
-            _ = tokio::time::sleep(jittered) => {}
+            _ = tokio::time::sleep(wait) => {}
             _ = shutdown.cancelled() => break,
         }
-        backoff = (backoff * 2).min(settings.backoff_max);
     }
 }
 
@@ -149,157 +238,48 @@ fn now_unix_ms() -> i64 {
 /// The footprint message from the buffer's stats and this process.
 pub fn footprint(buffer: &Buffer) -> pb::Footprint {
     let sample = footprint::sample();
-    let stats = buffer.stats().ok();
+    let stats = buffer.stats();
     let now = now_unix_ms();
     pb::Footprint {
         rss_bytes: sample.rss_bytes,
         cpu_seconds_total: sample.cpu_seconds,
-        buffer_entries: stats.as_ref().map_or(0, |s| s.entries),
-        buffer_bytes: stats.as_ref().map_or(0, |s| s.bytes),
+        buffer_entries: stats.entries,
+        buffer_bytes: stats.bytes,
         oldest_unsent_age_seconds: stats
-            .as_ref()
-            .and_then(|s| s.oldest_produced_unix_ms)
+            .oldest_produced_unix_ms
             .map_or(0.0, |p| ((now - p).max(0) as f64) / 1000.0),
-        dropped_total: stats.as_ref().map_or(0, |s| s.dropped_total()),
+        dropped_total: stats.dropped_total(),
         sent_at_unix_ms: now,
+        dropped_buffer_full: stats.dropped(DropReason::BufferFull),
+        dropped_write_error: stats.dropped(DropReason::WriteError),
+        dropped_corrupt: stats.dropped(DropReason::Corrupt),
     }
 }
 
-fn message(msg: pb::agent_message::Msg) -> pb::AgentMessage {
-    pb::AgentMessage { msg: Some(msg) }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
 
-#[allow(clippy::too_many_arguments)]
-async fn session(
-    agent: &AgentSettings,
-    settings: &CollectorSettings,
-    endpoint: &http::Uri,
-    buffer: &Buffer,
-    produced: &Notify,
-    progress: &Progress,
-    shutdown: &CancellationToken,
-) -> Result<(), TransportError> {
-    let connect_err = |source| TransportError::Connect {
-        endpoint: endpoint.to_string(),
-        source,
-    };
-    let mut ep = tonic::transport::Endpoint::from(endpoint.clone());
-    if endpoint.scheme_str() == Some("https") {
-        ep = ep
-            .tls_config(tls_config(&settings.tls)?)
-            .map_err(connect_err)?;
-    }
-    let channel = ep
-        .connect_timeout(Duration::from_secs(10))
-        .http2_keep_alive_interval(Duration::from_secs(10))
-        .keep_alive_timeout(Duration::from_secs(10))
-        .keep_alive_while_idle(true)
-        .tcp_nodelay(true)
-        .connect()
-        .await
-        .map_err(connect_err)?;
-    let mut client = IngestClient::new(channel)
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES);
-
-    let (tx, rx) = mpsc::channel::<pb::AgentMessage>(WINDOW + 1);
-    let hello = pb::Hello {
-        agent_id: agent.id.clone(),
-        version: env!("CARGO_PKG_VERSION").to_string(),
-        labels: agent.labels.clone().into_iter().collect(),
-        buffer_origin_seq: buffer.origin_seq(),
-        footprint: Some(footprint(buffer)),
-    };
-    tx.send(message(pb::agent_message::Msg::Hello(hello)))
-        .await
-        .map_err(|_| TransportError::Closed)?;
-    let mut request = tonic::Request::new(ReceiverStream::new(rx));
-    if let Some(path) = &settings.token_file {
-        let token = read_secret(path)?;
-        let value = format!("Bearer {}", String::from_utf8_lossy(&token).trim());
-        let value = value.parse().map_err(|_| TransportError::Credentials {
-            path: path.display().to_string(),
-            reason: "the token is not valid header text".into(),
-        })?;
-        request.metadata_mut().insert("authorization", value);
-    }
-    let mut inbound = client.stream(request).await?.into_inner();
-
-    let first = tokio::time::timeout(ACK_DEADLINE, inbound.message())
-        .await
-        .map_err(|_| TransportError::AckTimeout(ACK_DEADLINE))??
-        .ok_or(TransportError::Closed)?;
-    let mut sent_through = ack_of(first)?;
-    buffer.ack_through(sent_through)?;
-    progress
-        .acked_through
-        .store(sent_through, std::sync::atomic::Ordering::SeqCst);
-    progress
-        .connected
-        .store(true, std::sync::atomic::Ordering::SeqCst);
-    tracing::info!(endpoint = %endpoint, acked_through = sent_through, "connected to collector");
-
-    let mut in_flight: VecDeque<(u64, tokio::time::Instant)> = VecDeque::new();
-    let mut has_more = true;
-    let mut heartbeat = tokio::time::interval(settings.heartbeat);
-    heartbeat.tick().await;
-    loop {
-        let ack_deadline = in_flight.front().map_or_else(
-            || tokio::time::Instant::now() + ACK_DEADLINE * 10,
-            |(_, t)| *t + ACK_DEADLINE,
-        );
-        tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => return Ok(()),
-            msg = inbound.message() => {
-                let msg = msg?.ok_or(TransportError::Closed)?;
-                let acked = ack_of(msg)?;
-                buffer.ack_through(acked)?;
-                progress.acked_through.fetch_max(acked, std::sync::atomic::Ordering::SeqCst);
-                while in_flight.front().is_some_and(|(last, _)| *last <= acked) {
-                    in_flight.pop_front();
-                }
-            }
-            _ = tokio::time::sleep_until(ack_deadline), if !in_flight.is_empty() => {
-                return Err(TransportError::AckTimeout(ACK_DEADLINE));
-            }
-            permit = tx.reserve(), if has_more && in_flight.len() < WINDOW => {
-                let permit = permit.map_err(|_| TransportError::Closed)?;
-                let entries = buffer.read_after(sent_through, settings.batch_max, MAX_BATCH_BYTES)?;
-                let Some(last) = entries.last().map(|e| e.seq) else {
-                    has_more = false;
-                    continue;
-                };
-                let mut results = Vec::with_capacity(entries.len());
-                for e in &entries {
-                    match convert::decode_buffered(&e.payload) {
-                        Ok(r) => results.push(r),
-                        Err(err) => {
-                            // Unreadable payload: it is dropped by being skipped;
-                            // the collector sees an announced gap; count it here.
-                            tracing::error!(seq = e.seq, error = %err, "buffered result is unreadable; dropping it");
-                            buffer.count_dropped(crate::buffer::DropReason::Corrupt, 1)?;
-                        }
-                    }
-                }
-                permit.send(message(pb::agent_message::Msg::Batch(pb::ResultBatch { results })));
-                sent_through = last;
-                in_flight.push_back((last, tokio::time::Instant::now()));
-            }
-            _ = produced.notified(), if !has_more => has_more = true,
-            _ = heartbeat.tick() => {
-                let hb = pb::Heartbeat { footprint: Some(footprint(buffer)) };
-                if tx.try_send(message(pb::agent_message::Msg::Heartbeat(hb))).is_err() {
-                    tracing::debug!("heartbeat skipped: stream is busy with batches");
-                }
-            }
+    #[test]
+    fn backoff_doubles_with_jitter_up_to_the_cap() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        let mut b = Backoff::new(Duration::from_millis(100), Duration::from_millis(1000));
+        let mut bases = Vec::new();
+        for _ in 0..8 {
+            let base = b.current;
+            let w = b.next_wait(&mut rng);
+            assert!(
+                w >= base / 2 && w < base,
+                "{w:?} outside [{:?}, {base:?})",
+                base / 2
+            );
+            bases.push(base.as_millis());
         }
-    }
-}
-
-fn ack_of(msg: pb::CollectorMessage) -> Result<u64, TransportError> {
-    match msg.msg {
-        Some(pb::collector_message::Msg::Ack(a)) => Ok(a.acked_through_seq),
-        None => Err(TransportError::Unexpected),
+        assert_eq!(bases, vec![100, 200, 400, 800, 1000, 1000, 1000, 1000]);
+        b.reset();
+        assert_eq!(b.current, Duration::from_millis(100));
+        let f = b.first_wait(&mut rng);
+        assert!(f >= Duration::from_millis(50) && f < Duration::from_millis(100));
     }
 }

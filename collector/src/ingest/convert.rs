@@ -79,6 +79,9 @@ pub fn footprint(f: Option<pb::Footprint>) -> Footprint {
         oldest_unsent_age_seconds: finite(f.oldest_unsent_age_seconds),
         dropped_total: f.dropped_total,
         sent_at_unix_ms: f.sent_at_unix_ms,
+        dropped_buffer_full: f.dropped_buffer_full,
+        dropped_write_error: f.dropped_write_error,
+        dropped_corrupt: f.dropped_corrupt,
     }
 }
 
@@ -135,9 +138,19 @@ fn cut(mut s: String, max: usize) -> String {
     s
 }
 
+/// A validated batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Batch {
+    pub results: Vec<ResultRecord>,
+    /// The agent's announcement: every sequence it removed without an ack
+    /// is at or below this. `None` from agents that predate it.
+    pub dropped_through: Option<u64>,
+}
+
 /// Validates a batch: bounded, strictly ascending sequences, known
 /// outcomes, valid names.
-pub fn batch(b: pb::ResultBatch) -> Result<Vec<ResultRecord>, Invalid> {
+pub fn batch(b: pb::ResultBatch) -> Result<Batch, Invalid> {
+    let dropped_through = b.dropped_through_seq;
     if b.results.len() > MAX_BATCH_RESULTS {
         return Err(invalid(
             "batch_too_large",
@@ -190,7 +203,10 @@ pub fn batch(b: pb::ResultBatch) -> Result<Vec<ResultRecord>, Invalid> {
             received_unix_ms: 0,
         });
     }
-    Ok(out)
+    Ok(Batch {
+        results: out,
+        dropped_through,
+    })
 }
 
 #[cfg(test)]
@@ -209,13 +225,17 @@ mod tests {
 
     #[test]
     fn batches_must_ascend_and_carry_known_outcomes() {
-        assert!(batch(pb::ResultBatch {
-            results: vec![wire(1), wire(2)]
+        let ok = batch(pb::ResultBatch {
+            results: vec![wire(1), wire(2)],
+            dropped_through_seq: Some(0),
         })
-        .is_ok());
+        .unwrap();
+        assert_eq!(ok.results.len(), 2);
+        assert_eq!(ok.dropped_through, Some(0));
         assert_eq!(
             batch(pb::ResultBatch {
-                results: vec![wire(2), wire(2)]
+                results: vec![wire(2), wire(2)],
+                dropped_through_seq: None,
             })
             .unwrap_err()
             .reason,
@@ -224,16 +244,20 @@ mod tests {
         let mut bad = wire(1);
         bad.outcome = 99;
         assert_eq!(
-            batch(pb::ResultBatch { results: vec![bad] })
-                .unwrap_err()
-                .reason,
+            batch(pb::ResultBatch {
+                results: vec![bad],
+                dropped_through_seq: None,
+            })
+            .unwrap_err()
+            .reason,
             "bad_outcome"
         );
         let mut unnamed = wire(1);
         unnamed.check = "a b".into();
         assert_eq!(
             batch(pb::ResultBatch {
-                results: vec![unnamed]
+                results: vec![unnamed],
+                dropped_through_seq: None,
             })
             .unwrap_err()
             .reason,
@@ -241,6 +265,7 @@ mod tests {
         );
         let big = pb::ResultBatch {
             results: (1..=MAX_BATCH_RESULTS as u64 + 1).map(wire).collect(),
+            dropped_through_seq: None,
         };
         assert_eq!(batch(big).unwrap_err().reason, "batch_too_large");
     }

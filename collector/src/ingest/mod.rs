@@ -243,12 +243,12 @@ impl IngestService {
                         self.reject("agent_revoked");
                         return Err(Status::permission_denied("this agent id has been revoked"));
                     }
-                    let results = convert::batch(batch).map_err(|e| {
+                    let batch = convert::batch(batch).map_err(|e| {
                         self.reject(e.reason);
                         Status::invalid_argument(e.to_string())
                     })?;
                     let now = tokio::time::Instant::now();
-                    let wait = bucket.take(results.len(), now - last);
+                    let wait = bucket.take(batch.results.len(), now - last);
                     last = now;
                     if !wait.is_zero() {
                         self.live
@@ -263,7 +263,7 @@ impl IngestService {
                     }
                     let ingested = self
                         .store
-                        .ingest(agent.to_string(), results)
+                        .ingest(agent.to_string(), batch.results, batch.dropped_through)
                         .await
                         .map_err(|e| {
                             tracing::error!(error = %e, "store failed a batch");
@@ -273,7 +273,14 @@ impl IngestService {
                         tracing::warn!(
                             agent,
                             dropped_by_agent = ingested.gap,
-                            "agent announced dropped results (buffer full)"
+                            "agent announced dropped results (buffer full, write error or corrupt)"
+                        );
+                    }
+                    if ingested.lost > 0 {
+                        tracing::error!(
+                            agent,
+                            lost = ingested.lost,
+                            "results missing that the agent did not announce as dropped"
                         );
                     }
                     if tx.send(Ok(ack(ingested.hwm))).await.is_err() {

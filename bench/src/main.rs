@@ -1,0 +1,106 @@
+//! `outpost-bench`: benchmarks of the delivery path, run against the real
+//! binaries (never a timed test: it prints figures).
+//!
+//! * `outpost-bench fill --buffer PATH --results N` writes N synthetic
+//!   results into an agent buffer through the agent's own library API
+//!   (`Buffer::commit` + `transport::convert::encode_result`), the bytes
+//!   the recorder would write. Tests use it to build a backlog fast.
+//! * `outpost-bench drain [--quick] [--results N]` fills a buffer while no
+//!   collector runs, starts the real agent (no checks) on it, then starts
+//!   the real collector and measures how long the backlog takes to drain,
+//!   results/s, and the agent's peak RSS while draining. `bench/drain`
+//!   builds the release binaries and runs it; BENCHMARKS.md has figures.
+
+mod drain;
+mod fill;
+mod procfs;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "outpost-bench", about = "Outpost delivery benchmarks")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Write synthetic results into an agent buffer.
+    Fill {
+        /// The buffer directory (created if missing).
+        #[arg(long)]
+        buffer: PathBuf,
+        /// How many results.
+        #[arg(long)]
+        results: u64,
+        /// The buffer's entry bound (default: the agent's default).
+        #[arg(long, default_value_t = 2_000_000)]
+        max_entries: u64,
+        /// The buffer's byte bound (default: the agent's default).
+        #[arg(long, default_value_t = 256 * 1024 * 1024)]
+        max_bytes: u64,
+        /// Results per group commit (a running agent commits a few at a
+        /// time; large groups fill fastest).
+        #[arg(long, default_value_t = fill::GROUP)]
+        group: u64,
+    },
+    /// Fill a buffer, then measure the real agent draining it into the
+    /// real collector.
+    Drain(drain::Options),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Fill {
+                buffer,
+                results,
+                max_entries,
+                max_bytes,
+                group,
+            } => {
+                let limits = outpost_agent::buffer::Limits {
+                    max_bytes,
+                    max_entries,
+                };
+                let r = fill::fill(&buffer, results, limits, group).await?;
+                println!(
+                    "filled {} results (seq {}..={}) in {:.2}s ({:.0} results/s), {} bytes, peak RSS {:.1} MiB",
+                    r.results,
+                    r.first_seq,
+                    r.last_seq,
+                    r.elapsed.as_secs_f64(),
+                    r.results as f64 / r.elapsed.as_secs_f64().max(1e-9),
+                    r.bytes,
+                    procfs::status_bytes(std::process::id(), "VmHWM").unwrap_or(0) as f64
+                        / (1024.0 * 1024.0)
+                );
+                Ok(())
+            }
+            Command::Drain(opts) => drain::run(opts).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
