@@ -133,6 +133,13 @@ fn print_buffer(cfg: &config::Config) -> ExitCode {
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
+    if !cfg.buffer.path.exists() {
+        println!(
+            "no buffer at {} yet (the agent creates it when it starts)",
+            cfg.buffer.path.display()
+        );
+        return ExitCode::SUCCESS;
+    }
     match Buffer::inspect(&cfg.buffer.path, limits) {
         Ok(b) => {
             print!(

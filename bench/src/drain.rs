@@ -9,17 +9,17 @@
 //! agent's VmRSS every 20 ms. Then check the accounting (stored = N, no
 //! gap, no loss, buffer empty) and print one table.
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context, Result};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, Command};
+use anyhow::{bail, Result};
 
+use crate::procs::{
+    agent_config, bin_dir, free_port, http_get, metric, mib, start_agent, start_collector,
+    wait_status,
+};
 use crate::{fill, procfs};
 
-const AGENT_ID: &str = "bench-agent";
 const SAMPLE_EVERY: Duration = Duration::from_millis(20);
 const POLL_EVERY: Duration = Duration::from_millis(100);
 const DRAIN_DEADLINE: Duration = Duration::from_secs(900);
@@ -46,105 +46,12 @@ pub struct Options {
     keep: Option<PathBuf>,
 }
 
-struct Proc {
-    child: Child,
-    pid: u32,
-}
-
-impl Proc {
-    fn spawn(mut cmd: Command, log: &Path) -> Result<Proc> {
-        let log = std::fs::File::create(log)?;
-        let child = cmd
-            .stdin(Stdio::null())
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()?;
-        let pid = child.id().ok_or_else(|| anyhow!("no pid"))?;
-        Ok(Proc { child, pid })
-    }
-
-    async fn stop(mut self) -> Result<()> {
-        let _ = std::process::Command::new("kill")
-            .args(["-TERM", &self.pid.to_string()])
-            .status();
-        tokio::time::timeout(Duration::from_secs(30), self.child.wait())
-            .await
-            .context("did not stop within 30s")??;
-        Ok(())
-    }
-}
-
-/// A minimal HTTP/1.1 GET over loopback (the body).
-async fn http_get(addr: &str, path: &str) -> Result<String> {
-    let mut s = tokio::net::TcpStream::connect(addr).await?;
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).await?;
-    let mut buf = Vec::new();
-    (&mut s).take(64 << 20).read_to_end(&mut buf).await?;
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| anyhow!("no header end"))?;
-    if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        let mut out = String::new();
-        let mut rest = body;
-        while let Some((size, tail)) = rest.split_once("\r\n") {
-            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-            if n == 0 || tail.len() < n {
-                break;
-            }
-            out.push_str(&tail[..n]);
-            rest = tail[n..].trim_start_matches("\r\n");
-        }
-        return Ok(out);
-    }
-    Ok(body.to_string())
-}
-
-fn metric(text: &str, name: &str) -> Option<f64> {
-    let prefix = format!("{name}{{agent=\"{AGENT_ID}\"}} ");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .and_then(|v| v.trim().parse().ok())
-}
-
-fn mib(bytes: u64) -> f64 {
-    bytes as f64 / (1024.0 * 1024.0)
-}
-
-fn bin_dir(opts: &Options) -> Result<PathBuf> {
-    if let Some(d) = &opts.bin_dir {
-        return Ok(d.clone());
-    }
-    let exe = std::env::current_exe()?;
-    exe.parent()
-        .map(Path::to_path_buf)
-        .ok_or_else(|| anyhow!("cannot tell where {} is", exe.display()))
-}
-
-async fn free_port() -> Result<u16> {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    Ok(l.local_addr()?.port())
-}
-
 /// Runs the benchmark and prints the table.
 pub async fn run(opts: Options) -> Result<()> {
     let n = opts
         .results
         .unwrap_or(if opts.quick { 50_000 } else { 1_000_000 });
-    let bins = bin_dir(&opts)?;
-    for b in ["outpost-agent", "outpost-collector"] {
-        if !bins.join(b).exists() {
-            bail!(
-                "{} not found in {}; build it (bench/drain does: cargo build --release)",
-                b,
-                bins.display()
-            );
-        }
-    }
+    let bins = bin_dir(opts.bin_dir.as_deref())?;
     let tmp = tempfile::tempdir()?;
     let dir = match &opts.keep {
         Some(d) => {
@@ -168,67 +75,22 @@ pub async fn run(opts: Options) -> Result<()> {
     let fill_hwm = procfs::status_bytes(std::process::id(), "VmHWM").unwrap_or(0);
 
     let port = free_port().await?;
-    let batch = opts
-        .batch_max
-        .map_or(String::new(), |b| format!("batch_max = {b}\n"));
     let config = dir.join("agent.toml");
     std::fs::write(
         &config,
-        format!(
-            "[agent]\nid = \"{AGENT_ID}\"\n\n[buffer]\npath = \"{}\"\n\n[collector]\nendpoints = [\"http://127.0.0.1:{port}\"]\nheartbeat = \"1s\"\nbackoff_initial = \"100ms\"\nbackoff_max = \"200ms\"\n{batch}",
-            buffer.display()
-        ),
+        agent_config(&buffer, &format!("127.0.0.1:{port}"), opts.batch_max),
     )?;
 
     let t_agent = Instant::now();
-    let mut agent_cmd = Command::new(bins.join("outpost-agent"));
-    agent_cmd
-        .arg("-c")
-        .arg(&config)
-        .env("OUTPOST_LOG", "warn")
-        .stdout(Stdio::null());
-    let agent = Proc::spawn(agent_cmd, &dir.join("agent.log"))?;
-    let status = outpost_agent::buffer::status_path(&buffer);
-    while !status.exists() {
-        if t_agent.elapsed() > Duration::from_secs(120) {
-            bail!("the agent did not open its buffer within 120s (see agent.log)");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let agent = start_agent(&bins, &config, &dir)?;
+    wait_status(&buffer, Duration::from_secs(120)).await?;
     let agent_open = t_agent.elapsed();
     let rss_before = procfs::status_bytes(agent.pid, "VmRSS").unwrap_or(0);
     let hwm_before = procfs::status_bytes(agent.pid, "VmHWM").unwrap_or(0);
     let agent_cpu_before = procfs::cpu_ticks(agent.pid).unwrap_or(0);
 
-    let mut collector_cmd = Command::new(bins.join("outpost-collector"));
-    collector_cmd
-        .args([
-            "--grpc-listen",
-            &format!("127.0.0.1:{port}"),
-            "--http-listen",
-            "127.0.0.1:0",
-            "--data-dir",
-        ])
-        .arg(dir.join("store"))
-        .env("OUTPOST_LOG", "warn")
-        .stdout(Stdio::piped());
     let t0 = Instant::now();
-    let mut collector = Proc::spawn(collector_cmd, &dir.join("collector.log"))?;
-    let stdout = collector
-        .child
-        .stdout
-        .take()
-        .ok_or_else(|| anyhow!("no collector stdout"))?;
-    let line = BufReader::new(stdout)
-        .lines()
-        .next_line()
-        .await?
-        .ok_or_else(|| anyhow!("collector exited (see collector.log)"))?;
-    let http = line
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("http="))
-        .ok_or_else(|| anyhow!("no http= in {line:?}"))?
-        .to_string();
+    let (collector, http) = start_collector(&bins, port, &dir).await?;
 
     let mut rss_peak = rss_before;
     let mut first_stored: Option<Duration> = None;
@@ -291,12 +153,12 @@ pub async fn run(opts: Options) -> Result<()> {
 
     let secs = drained.as_secs_f64();
     let pure = first_stored.map_or(secs, |f| secs - f.as_secs_f64());
-    let row = |k: &str, v: String| println!("| {k:<42} | {v:>26} |");
+    let row = |k: &str, v: String| println!("| {k:<48} | {v:>26} |");
     println!();
     println!("## outpost-bench drain ({} results)", n);
     println!();
-    println!("| {:<42} | {:>26} |", "measure", "value");
-    println!("|{}|{}|", "-".repeat(44), "-".repeat(28));
+    println!("| {:<48} | {:>26} |", "measure", "value");
+    println!("|{}|{}|", "-".repeat(50), "-".repeat(28));
     row(
         "fill (library API, group commit)",
         format!(

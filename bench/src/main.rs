@@ -10,10 +10,14 @@
 //!   the real collector and measures how long the backlog takes to drain,
 //!   results/s, and the agent's peak RSS while draining. `bench/drain`
 //!   builds the release binaries and runs it; BENCHMARKS.md has figures.
+//! * `outpost-bench slow` drains through a link that stalls, then crawls
+//!   (the test harness's fault proxy): the agent's RSS must stay flat.
 
 mod drain;
 mod fill;
 mod procfs;
+mod procs;
+mod slow;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -51,6 +55,9 @@ enum Command {
     /// Fill a buffer, then measure the real agent draining it into the
     /// real collector.
     Drain(drain::Options),
+    /// Drain through a stalled, then throttled link (a slow collector):
+    /// the agent's memory must not grow.
+    Slow(slow::Options),
 }
 
 fn main() -> ExitCode {
@@ -94,6 +101,7 @@ fn main() -> ExitCode {
                 Ok(())
             }
             Command::Drain(opts) => drain::run(opts).await,
+            Command::Slow(opts) => slow::run(opts).await,
         }
     });
     match result {

@@ -144,6 +144,25 @@ async fn a_locked_buffer_is_never_moved_aside() {
 }
 
 #[tokio::test]
+async fn an_ack_beyond_what_was_issued_moves_the_sequence_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let (b, _) = Buffer::open(&dir.path().join("buf"), limits(100, 1 << 20)).unwrap();
+    let first = append_n(&b, 2).await;
+    let foreign = first[1] + 1_000;
+    b.ack_through(foreign).unwrap();
+    let later = append_n(&b, 2).await;
+    assert!(
+        later[0] > foreign,
+        "new results go above what the collector holds"
+    );
+    assert_eq!(
+        seqs(&b.read_after(0, 100, usize::MAX).await.unwrap()),
+        later,
+        "and they are sent"
+    );
+}
+
+#[tokio::test]
 async fn only_flushed_entries_are_read() {
     let dir = tempfile::tempdir().unwrap();
     let (b, _) = Buffer::open(&dir.path().join("buf"), limits(100, 1 << 20)).unwrap();

@@ -296,6 +296,17 @@ impl Buffer {
         if seq <= st.removed_through {
             return Ok(0);
         }
+        // The collector holds sequences this buffer never issued (another
+        // agent with the same id, a buffer restored from a backup): carry
+        // on above them, or new results would be taken for duplicates.
+        let issued = self.inner.next_seq.fetch_max(seq + 1, Ordering::SeqCst);
+        if issued <= seq {
+            tracing::warn!(
+                acked = seq,
+                next_seq = issued,
+                "the collector acknowledged sequences this buffer never issued (two agents with one id?); continuing above them"
+            );
+        }
         let mut new = *st;
         let mut batch = sled::Batch::default();
         let mut removed = 0u64;
