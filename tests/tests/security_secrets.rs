@@ -185,7 +185,11 @@ async fn planted_secrets_appear_in_no_output_and_the_buffer_is_sealed() -> Resul
         "undecryptable entries counted as dropped at the collector",
         || async {
             let m = collector.metrics().await.ok()?;
-            let dropped = sample(&m, "outpost_agent_dropped_total", &[("agent", "sealed")])?;
+            let dropped = sample(
+                &m,
+                "outpost_agent_dropped_total",
+                &[("agent", "sealed"), ("reason", "corrupt")],
+            )?;
             (dropped >= pending as f64).then_some(())
         },
     )
