@@ -76,6 +76,27 @@ proptest! {
     }
 
     #[test]
+    fn json_timestamps_never_panic(text in "\\PC{0,40}", n in any::<f64>(), i in any::<i64>()) {
+        use outpost_agent::checks::freshness::{timestamp, Format};
+        for format in [Format::Auto, Format::Rfc3339, Format::EpochSeconds, Format::EpochMillis] {
+            for v in [serde_json::json!(text.clone()), serde_json::json!(n), serde_json::json!(i), serde_json::json!(null), serde_json::json!([text.clone()])] {
+                if let Some(t) = timestamp(&v, format) {
+                    prop_assert!(t.is_finite());
+                }
+            }
+        }
+        let _ = outpost_agent::checks::timestamp::rfc3339(&text);
+    }
+
+    #[test]
+    fn login_form_parser_survives_arbitrary_html(html in "(<form[^>]{0,40}>|<input[^>]{0,60}>|</form>|[^<]{0,20}|<[a-z!/]{0,6}){0,40}") {
+        for form in outpost_agent::checks::login::form::parse(&html) {
+            prop_assert!(form.fields.len() <= 4096);
+        }
+        let _ = outpost_agent::checks::login::form::login_form(&html);
+    }
+
+    #[test]
     fn buffered_payloads_decode_or_error(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
         let _ = outpost_agent::transport::convert::decode_buffered(&bytes);
     }

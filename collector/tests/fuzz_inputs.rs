@@ -67,6 +67,28 @@ proptest! {
     }
 
     #[test]
+    fn remote_write_bodies_round_trip(results in proptest::collection::vec(arb_result(), 0..10), ext in "\\PC{0,20}") {
+        use outpost_collector::remote_write::encode::{body, write_request, Item};
+        if let Ok(batch) = convert::batch(pb::ResultBatch { results, dropped_through_seq: None }) {
+            let items: Vec<Item> = batch.results.into_iter().map(|record| Item { agent: "a1".into(), record }).collect();
+            let external = std::collections::BTreeMap::from([("collector".to_string(), ext)]);
+            let req = write_request(&items, &external);
+            let bytes = body(&req).unwrap();
+            let raw = snap::raw::Decoder::new().decompress_vec(&bytes).unwrap();
+            prop_assert_eq!(outpost_proto::prometheus::WriteRequest::decode(raw.as_slice()).unwrap(), req);
+        }
+    }
+
+    #[test]
+    fn webhook_signatures_are_stable_hex(secret in "\\PC{0,40}", ts in any::<i64>(), body in proptest::collection::vec(any::<u8>(), 0..500)) {
+        use outpost_collector::config::evaluation::Secret;
+        let s1 = outpost_collector::notify::webhook::signature(&Secret::new(secret.clone()), ts, &body);
+        let s2 = outpost_collector::notify::webhook::signature(&Secret::new(secret), ts, &body);
+        prop_assert_eq!(&s1, &s2);
+        prop_assert!(s1.len() >= 64);
+    }
+
+    #[test]
     fn collector_config_parser_survives_arbitrary_text(text in "\\PC{0,300}") {
         match outpost_collector::config::parse(Path::new("fuzz.toml"), &text) {
             Ok(_) | Err(outpost_collector::config::ConfigError::Invalid { .. }) => {}
