@@ -18,6 +18,11 @@ const TOKEN: &str = "PLANTED-token-7f3a9c1e2b";
 const WRONG_TOKEN: &str = "PLANTED-wrong-0d9e8c7b6a";
 const KEY_HEX: &str = "5b1e0c7a9d2f4e6a8c0b1d3f5a7c9e0b2d4f6a8c0e1b3d5f7a9c0e2b4d6f8a0c";
 const MARKER: &str = "PLAINTEXT-MARKER-in-check-labels";
+/// The simulated portal's real credentials (a working login) and a wrong,
+/// planted password (a failing one): neither may appear anywhere.
+const PORTAL_PASSWORD: &str = "alice-password";
+const PORTAL_CLIENT_SECRET: &str = "outpost-secret";
+const WRONG_PASSWORD: &str = "PLANTED-password-5e1d2c";
 
 fn hash(token: &str) -> String {
     let d = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
@@ -66,11 +71,34 @@ async fn planted_secrets_appear_in_no_output_and_the_buffer_is_sealed() -> Resul
 
     let key_file = root.path().join("buffer.key");
     std::fs::write(&key_file, KEY_HEX)?;
+    let portal = outpost_tests::portal::Portal::start().await?;
+    let secret_file = |name: &str, value: &str| -> Result<String> {
+        let path = root.path().join(name);
+        std::fs::write(&path, value)?;
+        Ok(path.to_string_lossy().into_owned())
+    };
+    let (good_pw, wrong_pw, client_secret) = (
+        secret_file("pw-good", PORTAL_PASSWORD)?,
+        secret_file("pw-wrong", WRONG_PASSWORD)?,
+        secret_file("client-secret", PORTAL_CLIENT_SECRET)?,
+    );
+    let login = |name: &str, pw: &str| {
+        format!(
+            "\n[[check]]\nname = \"{name}\"\ninterval = \"1s\"\njitter = 0.0\n[check.login]\nflow = \"password\"\ntoken_url = \"{}\"\nclient_id = \"outpost\"\nclient_secret_file = \"{client_secret}\"\nusername = \"alice\"\npassword_file = \"{pw}\"\n",
+            portal.url("/oauth/token")
+        )
+    };
+    let logins = format!(
+        "{}{}\n[[check]]\nname = \"app-home\"\ninterval = \"1s\"\njitter = 0.0\nlogin = \"portal-login\"\n[check.page]\nurl = \"{}\"\n",
+        login("portal-login", &good_pw),
+        login("wrong-login", &wrong_pw),
+        portal.url("/app/home")
+    );
     let (grpc_addr, health) = (collector.grpc.clone(), collector.http_url("/healthz"));
     let agent_cfg = |id: &str, token_file: &Path, key: &Path, buffer: &Path| {
         format!(
             "[agent]\nid = \"{id}\"\n[buffer]\npath = \"{}\"\nencryption_key_file = \"{}\"\n[collector]\nendpoints = [\"https://{}\"]\nca = \"{}\"\ntoken_file = \"{}\"\nbackoff_initial = \"100ms\"\nbackoff_max = \"500ms\"\nheartbeat = \"1s\"\n\
-             [[check]]\nname = \"health\"\ninterval = \"1s\"\njitter = 0.0\nlabels = {{ note = \"{MARKER}\" }}\n[check.page]\nurl = \"{}\"\n",
+             [[check]]\nname = \"health\"\ninterval = \"1s\"\njitter = 0.0\nlabels = {{ note = \"{MARKER}\" }}\n[check.page]\nurl = \"{}\"\n{logins}",
             buffer.display(),
             key.display(),
             grpc_addr,
@@ -244,7 +272,15 @@ async fn planted_secrets_appear_in_no_output_and_the_buffer_is_sealed() -> Resul
             !text.is_empty() || name.contains("api (wrong)"),
             "{name} is empty: the test would prove nothing"
         );
-        for secret in [TOKEN, WRONG_TOKEN, KEY_HEX, &hash(TOKEN)] {
+        for secret in [
+            TOKEN,
+            WRONG_TOKEN,
+            KEY_HEX,
+            &hash(TOKEN),
+            PORTAL_PASSWORD,
+            PORTAL_CLIENT_SECRET,
+            WRONG_PASSWORD,
+        ] {
             assert!(!text.contains(secret), "{name} contains a planted secret");
         }
     }
