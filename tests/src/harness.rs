@@ -64,8 +64,14 @@ where
     }
 }
 
-/// A minimal HTTP/1.1 GET over loopback: (status, body). Bounded to 64 MiB.
-pub async fn http_get(url: &str) -> Result<(u16, String)> {
+/// One HTTP/1.1 request over loopback with a method, headers and a body:
+/// (status, body). Bounded to 16 MiB and 10 s.
+pub async fn http_request(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Result<(u16, String)> {
     let rest = url
         .strip_prefix("http://")
         .ok_or_else(|| anyhow!("only http:// urls: {url}"))?;
@@ -79,12 +85,20 @@ pub async fn http_get(url: &str) -> Result<(u16, String)> {
     )
     .await
     .context("connect timed out")??;
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
     stream.write_all(req.as_bytes()).await?;
     let mut buf = Vec::new();
     tokio::time::timeout(
         Duration::from_secs(10),
-        (&mut stream).take(64 << 20).read_to_end(&mut buf),
+        (&mut stream).take(16 << 20).read_to_end(&mut buf),
     )
     .await
     .context("read timed out")??;
@@ -121,6 +135,11 @@ fn dechunk(mut s: &str) -> String {
         s = rest[n..].trim_start_matches("\r\n");
     }
     out
+}
+
+/// A minimal HTTP/1.1 GET over loopback: (status, body).
+pub async fn http_get(url: &str) -> Result<(u16, String)> {
+    http_request("GET", url, &[], "").await
 }
 
 /// Sends `signal` (e.g. "TERM", "KILL") to a child.
