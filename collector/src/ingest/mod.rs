@@ -208,6 +208,15 @@ impl pb::ingest_server::Ingest for IngestService {
         });
         Ok(Response::new(ReceiverStream::new(rx)))
     }
+
+    async fn rehearse(
+        &self,
+        _request: Request<pb::RehearsalReport>,
+    ) -> Result<Response<pb::RehearsalReceipt>, Status> {
+        Err(Status::unimplemented(
+            "this collector does not record restore rehearsals yet",
+        ))
+    }
 }
 
 impl IngestService {
