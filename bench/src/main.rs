@@ -17,6 +17,7 @@ mod drain;
 mod fill;
 mod procfs;
 mod procs;
+pub mod report;
 mod slow;
 
 use std::path::PathBuf;
