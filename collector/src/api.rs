@@ -273,7 +273,7 @@ pub async fn route(
                 Ok(list) => json(
                     StatusCode::OK,
                     &serde_json::json!({
-                        "incidents": list.iter().map(|i| incident_json(i, now, timeline)).collect::<Vec<_>>()
+                        "incidents": list.iter().map(|i| incident_json_with_contacts(i, now, timeline, &ev.snapshot.borrow())).collect::<Vec<_>>()
                     }),
                 ),
                 Err(e) => command_error(e),
@@ -285,7 +285,10 @@ pub async fn route(
             };
             match (m, rest) {
                 (Method::GET, []) => match ev.incident(id).await {
-                    Ok(Some(i)) => json(StatusCode::OK, &incident_json(&i, now, true)),
+                    Ok(Some(i)) => json(
+                        StatusCode::OK,
+                        &incident_json_with_contacts(&i, now, true, &ev.snapshot.borrow()),
+                    ),
                     Ok(None) => error(StatusCode::NOT_FOUND, format!("no incident {id}")),
                     Err(e) => command_error(e),
                 },
@@ -407,6 +410,26 @@ pub fn incident_json(i: &Incident, now_ms: i64, timeline: bool) -> serde_json::V
             .into();
         v["timeline_dropped"] = i.timeline_dropped.into();
     }
+    v
+}
+
+/// `incident_json` plus the incident's named contact points (from the
+/// snapshot: the contacts of the objectives and modules it concerns).
+pub fn incident_json_with_contacts(
+    i: &Incident,
+    now_ms: i64,
+    timeline: bool,
+    snap: &Snapshot,
+) -> serde_json::Value {
+    let mut v = incident_json(i, now_ms, timeline);
+    let names = snap.incident_contacts.get(&i.id);
+    v["contacts"] = snap
+        .contacts
+        .iter()
+        .filter(|c| names.is_some_and(|n| n.contains(&c.name)))
+        .map(crate::contacts::Contact::json)
+        .collect::<Vec<_>>()
+        .into();
     v
 }
 

@@ -4,6 +4,7 @@
 //! (loopback listeners, store under the current directory).
 
 pub mod evaluation;
+pub mod rehearsal;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -50,6 +51,11 @@ struct RawConfig {
     // ---- remote write
     #[serde(default)]
     remote_write: Vec<Spanned<RawRemoteWrite>>,
+    // ---- restore rehearsals and contact points (config/rehearsal.rs)
+    #[serde(default)]
+    rehearsal: rehearsal::RawRehearsal,
+    #[serde(default)]
+    contact: Vec<rehearsal::RawContact>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -141,6 +147,8 @@ pub struct Config {
     pub evaluation: evaluation::EvaluationConfig,
     /// Prometheus remote-write receivers.
     pub remote_write: Vec<crate::remote_write::Receiver>,
+    /// Restore rehearsals (`[rehearsal]`, RTOs from `[scenario.NAME]`).
+    pub rehearsal: crate::rehearsal::RehearsalConfig,
 }
 
 /// Files of the gRPC listener's TLS identity and client trust. They are
@@ -185,6 +193,7 @@ impl Config {
             max_results_per_second_per_agent: 50_000,
             evaluation: evaluation::EvaluationConfig::default(),
             remote_write: Vec::new(),
+            rehearsal: crate::rehearsal::RehearsalConfig::default(),
         }
     }
 }
@@ -264,7 +273,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         ));
     }
     let auth = validate_auth(&src, raw.auth)?;
-    let evaluation = evaluation::validate(
+    let mut evaluation = evaluation::validate(
         src,
         evaluation::RawSections {
             slo: raw.slo,
@@ -279,6 +288,14 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         retention,
     )?;
     let remote_write = validate_remote_write(&src, raw.remote_write)?;
+    let rehearsal = rehearsal::rehearsal(&src, raw.rehearsal, &evaluation.engine.rules.scenarios)?;
+    let objective_names: Vec<String> = evaluation
+        .engine
+        .objectives
+        .iter()
+        .map(|o| o.name.clone())
+        .collect();
+    evaluation.engine.contacts = rehearsal::contacts(&src, raw.contact, &objective_names)?;
     Ok(Config {
         grpc_listen,
         grpc_tls,
@@ -300,6 +317,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         },
         evaluation,
         remote_write,
+        rehearsal,
     })
 }
 

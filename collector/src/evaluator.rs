@@ -62,6 +62,10 @@ pub struct Snapshot {
     pub last_evaluation_seconds: f64,
     pub store_errors: u64,
     pub maintenance_active: Vec<String>,
+    /// Named contact points (config) and, per incident held, the names of
+    /// those it concerns (empty without `[[contact]]`).
+    pub contacts: Vec<crate::contacts::Contact>,
+    pub incident_contacts: BTreeMap<u64, Vec<String>>,
 }
 
 mod handle;
@@ -277,10 +281,18 @@ impl Task {
                 if i.historical && !matches!(c, Change::Historical(_)) {
                     continue;
                 }
+                let mut incident = crate::api::incident_json(i, now, false);
+                incident["contacts"] = self
+                    .engine
+                    .contacts_of(i)
+                    .iter()
+                    .map(|c| c.json())
+                    .collect::<Vec<_>>()
+                    .into();
                 events.push(serde_json::json!({
                     "event": format!("incident_{}", c.as_str()),
                     "at": crate::notify::rfc3339(now),
-                    "incident": crate::api::incident_json(i, now, false),
+                    "incident": incident,
                 }));
             }
         }
@@ -314,7 +326,22 @@ impl Task {
                 }
             }
         }
+        let contacts = self.engine.config().contacts.clone();
+        let incident_contacts = if contacts.is_empty() {
+            BTreeMap::new()
+        } else {
+            self.engine
+                .incidents
+                .all()
+                .map(|i| {
+                    let names = self.engine.contacts_of(i).iter().map(|c| c.name.clone()).collect();
+                    (i.id, names)
+                })
+                .collect()
+        };
         let snap = Snapshot {
+            contacts,
+            incident_contacts,
             at_ms: now,
             objectives: self.engine.objectives().to_vec(),
             reports: self.reports.clone(),

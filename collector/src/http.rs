@@ -39,6 +39,10 @@ pub struct HttpState {
     pub api: Option<crate::api::ApiState>,
     /// Receivers' counters, for /metrics.
     pub notify: crate::notify::NotifyStats,
+    /// Restore rehearsals (`/api/v1/rehearsals`, status page, metrics).
+    pub rehearsals: Option<crate::rehearsal::task::RehearsalHandle>,
+    /// Named contact points (`/api/v1/contacts`).
+    pub contacts: Arc<Vec<crate::contacts::Contact>>,
 }
 
 /// Serves until `shutdown` is cancelled; connections are tracked and
@@ -124,6 +128,9 @@ async fn route(req: Request<Incoming>, state: &HttpState) -> Response<Full<Bytes
         Ok(response) => return response,
         Err(req) => req,
     };
+    if let Some(r) = crate::rehearsal::http::route(&req, state.rehearsals.as_ref(), &state.contacts) {
+        return r;
+    }
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return json(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -142,6 +149,9 @@ async fn route(req: Request<Incoming>, state: &HttpState) -> Response<Full<Bytes
                     .unwrap_or_else(|p| p.into_inner())
                     .clone();
                 text.push_str(&metrics::render_evaluation(&snap, &notify));
+            }
+            if let Some(r) = &state.rehearsals {
+                text.push_str(&metrics::render_rehearsals(r));
             }
             respond(StatusCode::OK, metrics::CONTENT_TYPE, text)
         }
@@ -210,14 +220,24 @@ fn status_page_html(state: &HttpState) -> String {
             .collect();
         (crate::api::slo_json(&snap), incidents, now)
     });
+    let rehearsals = state
+        .rehearsals
+        .as_ref()
+        .map(|r| crate::rehearsal::http::list_json(r, None, crate::status_page::rehearsals::MAX_SHOWN));
     let live = state.live.lock().unwrap_or_else(|p| p.into_inner());
     match &eval {
-        Some((slo, incidents, now)) => crate::status_page::render(
+        Some((slo, incidents, now)) => crate::status_page::render_with_rehearsals(
             &live,
             Some(crate::status_page::Evaluation { slo, incidents }),
+            rehearsals.as_ref(),
             *now,
         ),
-        None => crate::status_page::render(&live, None, crate::store::now_unix_ms()),
+        None => crate::status_page::render_with_rehearsals(
+            &live,
+            None,
+            rehearsals.as_ref(),
+            crate::store::now_unix_ms(),
+        ),
     }
 }
 

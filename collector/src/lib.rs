@@ -55,6 +55,11 @@ pub mod notify;
 pub mod slo;
 pub mod store_slo;
 
+// ---- restore rehearsals and contact points (issue #10)
+pub mod contacts;
+pub mod rehearsal;
+pub mod store_rehearsal;
+
 use std::future::Future;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -123,10 +128,19 @@ pub async fn run_with_clock<S: Future<Output = ()>>(
     // ---- evaluation (issue #5): restore, then observe the store task.
     let eval_cfg = config.evaluation.clone();
     let slo_store = store_slo::SloStore::open(&store)?;
+    let rehearsal_store = store_rehearsal::RehearsalStore::open(&store)?;
     let mut engine = engine::Engine::new(eval_cfg.engine.clone());
     evaluator::restore(&mut engine, &store, &slo_store, clock.now_ms())?;
     let token = CancellationToken::new();
     let tasks = TaskTracker::new();
+    // ---- restore rehearsals (issue #10): their own task and tree; never
+    // the store task or the evaluator.
+    let (rehearsals, rehearsal_task) = rehearsal::task::spawn(
+        rehearsal_store,
+        config.rehearsal.clone(),
+        clock.clone(),
+        token.clone(),
+    )?;
     // Durable results go to the evaluator, and (without waiting) to each
     // remote-write receiver's queue.
     let (stored_tx, stored_rx) = tokio::sync::mpsc::channel(evaluator::RESULTS_CAPACITY);
@@ -193,7 +207,8 @@ pub async fn run_with_clock<S: Future<Output = ()>>(
         token.clone(),
         auth.clone(),
     )
-    .with_rate(config.max_results_per_second_per_agent);
+    .with_rate(config.max_results_per_second_per_agent)
+    .with_rehearsals(rehearsals.clone());
     let builder = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
@@ -232,6 +247,8 @@ pub async fn run_with_clock<S: Future<Output = ()>>(
                 token: eval_cfg.api_token.clone(),
             }),
             notify: notify_stats,
+            rehearsals: Some(rehearsals),
+            contacts: Arc::new(eval_cfg.engine.contacts.clone()),
         },
         token.clone(),
     ));
@@ -275,6 +292,7 @@ pub async fn run_with_clock<S: Future<Output = ()>>(
     let _ = tee_task.await;
     // The store task closed the evaluator's input; it makes a final flush.
     let _ = evaluator_task.await;
+    let _ = rehearsal_task.await;
     match grpc_result {
         Ok(r) => r.map_err(RunError::from),
         Err(e) => {

@@ -454,6 +454,8 @@ fn render_remote_write(e: &mut Exposition, live: &Live) {
 // ---- evaluation: SLOs, incidents, warnings, receivers (issue #5) ----------
 mod evaluation;
 pub use evaluation::render_evaluation;
+mod rehearsal;
+pub use rehearsal::render_rehearsals;
 
 #[cfg(test)]
 mod tests {

@@ -83,6 +83,7 @@ pub(super) struct RawEscalation {
     persistent: Option<RawRule>,
     stale: Option<RawRule>,
     backup: Option<RawRule>,
+    inconsistent: Option<RawRule>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -78,6 +78,13 @@ impl Engine {
             );
             annotations.insert("scenario".into(), inc.scenario.clone());
             annotations.insert("rto_minutes".into(), (inc.rto_ms / 60_000).to_string());
+            let contacts = self.contacts_of(inc);
+            if !contacts.is_empty() {
+                annotations.insert(
+                    "contacts".into(),
+                    clip(crate::contacts::annotation(&contacts)),
+                );
+            }
             if let Some(e) = inc.timeline.last() {
                 annotations.insert("description".into(), clip(e.text.clone()));
             }

@@ -24,6 +24,7 @@
 //! No I/O and no clock: callers pass `now`. The evaluator task owns it.
 
 pub mod alerts;
+mod contacts;
 mod evaluate;
 pub mod series;
 
@@ -57,6 +58,8 @@ pub struct EngineConfig {
     pub site_label: String,
     /// Windows from the config file.
     pub maintenance: Vec<maintenance::Window>,
+    /// Named contact points (`[[contact]]`), carried in alerts and events.
+    pub contacts: Vec<crate::contacts::Contact>,
 }
 
 impl Default for EngineConfig {
@@ -70,6 +73,7 @@ impl Default for EngineConfig {
             max_series: DEFAULT_MAX_SERIES,
             site_label: "site".into(),
             maintenance: Vec::new(),
+            contacts: Vec::new(),
         }
     }
 }

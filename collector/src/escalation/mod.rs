@@ -115,6 +115,16 @@ pub struct StaleRule {
     pub scenario: String,
 }
 
+/// Operational data materially inconsistent between two sources
+/// (consistency checks), persistently.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InconsistentRule {
+    pub selectors: Vec<Selector>,
+    /// Consecutive failing on-time runs before it fires.
+    pub consecutive: u32,
+    pub scenario: String,
+}
+
 /// Backup older than its scenario's RPO.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BackupRule {
@@ -142,6 +152,8 @@ pub struct RulesConfig {
     pub persistent: PersistentRule,
     pub stale: StaleRule,
     pub backup: BackupRule,
+    /// Data inconsistent persistently (consistency checks).
+    pub inconsistent: InconsistentRule,
     /// An agent is silent after this many times its longest interval.
     pub silent_factor: f64,
     /// Consecutive good runs that resolve an incident (hysteresis).
@@ -207,6 +219,11 @@ impl Default for RulesConfig {
                 selectors: vec![sel(&[("purpose", "backup")])],
                 scenario_label: "scenario".into(),
                 default_scenario: "full_platform".into(),
+            },
+            inconsistent: InconsistentRule {
+                selectors: vec![sel(&[("kind", "consistency")])],
+                consecutive: 3,
+                scenario: "single_service".into(),
             },
             silent_factor: 3.0,
             resolve_after: 3,

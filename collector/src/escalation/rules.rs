@@ -113,6 +113,7 @@ pub fn evaluate(input: &RuleInput<'_>) -> Vec<Signal> {
     persistent(input, &mut out);
     stale(input, &mut out);
     backup(input, &mut out);
+    inconsistent(input, &mut out);
     slo(input, &mut out);
     silent(input, &mut out);
     access_denied(input, &mut out);
@@ -222,7 +223,13 @@ fn pages(input: &RuleInput<'_>, out: &mut Vec<Signal>) {
 
 fn persistent(input: &RuleInput<'_>, out: &mut Vec<Signal>) {
     let r = &input.config.persistent;
-    let group = input.pick(|s| any_matches(&r.selectors, &s.kind, &s.labels));
+    // Consistency checks have their own rule (`data_inconsistent`): one
+    // problem, one incident.
+    let inconsistent = &input.config.inconsistent.selectors;
+    let group = input.pick(|s| {
+        any_matches(&r.selectors, &s.kind, &s.labels)
+            && !any_matches(inconsistent, &s.kind, &s.labels)
+    });
     let mut by_scope: BTreeMap<String, Vec<&SeriesState>> = BTreeMap::new();
     for s in &group {
         let scope = if s.module().is_empty() {
@@ -353,6 +360,51 @@ fn backup(input: &RuleInput<'_>, out: &mut Vec<Signal>) {
                 age / 60.0,
                 rpo / 60_000
             ),
+            started_ms: since(&series, input.now_ms),
+            series: ids(&series),
+            scenario,
+            labels: BTreeMap::from([("check".to_string(), check)]),
+        });
+    }
+}
+
+/// Consistency checks failing `consecutive` on-time runs in a row: the
+/// two sources disagree beyond tolerance persistently. The summary names
+/// the check and the difference (the result's value, the largest across
+/// sites).
+fn inconsistent(input: &RuleInput<'_>, out: &mut Vec<Signal>) {
+    let r = &input.config.inconsistent;
+    let hits = input.pick(|s| {
+        any_matches(&r.selectors, &s.kind, &s.labels)
+            && input.is_reporting(s)
+            && input.is_failing(s, r.consecutive)
+    });
+    for (check, series) in by_check(hits) {
+        let diff = series
+            .iter()
+            .filter_map(|s| s.last_live.and_then(|l| l.value))
+            .fold(None, |m: Option<f64>, v| {
+                Some(m.map_or(v, |m: f64| if v.abs() > m.abs() { v } else { m }))
+            });
+        let scenario = series
+            .iter()
+            .find_map(|s| s.labels.get("scenario").cloned())
+            .filter(|s| input.config.scenarios.contains_key(s))
+            .unwrap_or_else(|| r.scenario.clone());
+        out.push(Signal {
+            rule: "data_inconsistent",
+            scope: check.clone(),
+            severity: Severity::Major,
+            summary: match diff {
+                Some(d) => format!(
+                    "data of {check} inconsistent between its sources: they differ by {d} ({} consecutive runs or more)",
+                    r.consecutive
+                ),
+                None => format!(
+                    "data of {check} inconsistent between its sources ({} consecutive runs or more)",
+                    r.consecutive
+                ),
+            },
             started_ms: since(&series, input.now_ms),
             series: ids(&series),
             scenario,

@@ -27,7 +27,7 @@ pub struct Invalid {
     pub detail: String,
 }
 
-fn invalid(reason: &'static str, detail: impl Into<String>) -> Invalid {
+pub(crate) fn invalid(reason: &'static str, detail: impl Into<String>) -> Invalid {
     Invalid {
         reason,
         detail: detail.into(),
@@ -42,7 +42,7 @@ pub fn valid_id(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
 
-fn labels(
+pub(crate) fn labels(
     map: std::collections::HashMap<String, String>,
 ) -> Result<BTreeMap<String, String>, Invalid> {
     if map.len() > MAX_LABELS {
@@ -111,7 +111,7 @@ pub fn hello(h: pb::Hello) -> Result<Hello, Invalid> {
     })
 }
 
-fn outcome(v: i32) -> Result<Outcome, Invalid> {
+pub(crate) fn outcome(v: i32) -> Result<Outcome, Invalid> {
     match pb::Outcome::try_from(v) {
         Ok(pb::Outcome::Ok) => Ok(Outcome::Ok),
         Ok(pb::Outcome::Degraded) => Ok(Outcome::Degraded),
@@ -127,7 +127,7 @@ fn outcome(v: i32) -> Result<Outcome, Invalid> {
     }
 }
 
-fn cut(mut s: String, max: usize) -> String {
+pub(crate) fn cut(mut s: String, max: usize) -> String {
     if s.len() > max {
         let mut end = max;
         while !s.is_char_boundary(end) {

@@ -12,6 +12,7 @@
 
 pub mod convert;
 pub mod rate;
+pub mod rehearsal;
 
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -41,6 +42,8 @@ pub struct IngestService {
     shutdown: CancellationToken,
     auth: Arc<RwLock<AuthState>>,
     rate: u64,
+    /// Restore rehearsals (`Rehearse`); `None` answers unimplemented.
+    rehearsals: Option<crate::rehearsal::task::RehearsalHandle>,
 }
 
 impl IngestService {
@@ -58,12 +61,19 @@ impl IngestService {
             shutdown,
             auth,
             rate: 50_000,
+            rehearsals: None,
         }
     }
 
     /// Sets the per-stream results-per-second bound.
     pub fn with_rate(mut self, results_per_second: u64) -> Self {
         self.rate = results_per_second;
+        self
+    }
+
+    /// Records restore rehearsals with `handle` (the `Rehearse` RPC).
+    pub fn with_rehearsals(mut self, handle: crate::rehearsal::task::RehearsalHandle) -> Self {
+        self.rehearsals = Some(handle);
         self
     }
 
@@ -211,11 +221,9 @@ impl pb::ingest_server::Ingest for IngestService {
 
     async fn rehearse(
         &self,
-        _request: Request<pb::RehearsalReport>,
+        request: Request<pb::RehearsalReport>,
     ) -> Result<Response<pb::RehearsalReceipt>, Status> {
-        Err(Status::unimplemented(
-            "this collector does not record restore rehearsals yet",
-        ))
+        self.rehearse_report(request).await
     }
 }
 

@@ -21,6 +21,7 @@ use http::Method;
 use crate::notify::client::{self, HttpUrl};
 use crate::slo::window::{civil_from_days, days_from_civil};
 
+mod rehearsals;
 mod render;
 pub use render::{html, markdown};
 
@@ -167,6 +168,10 @@ pub struct Report {
     pub incidents_truncated: bool,
     pub freshness: Vec<FreshnessRow>,
     pub agents: Vec<AgentRow>,
+    /// Rehearsals started this month (`/api/v1/rehearsals`), oldest first.
+    pub rehearsals: Vec<serde_json::Value>,
+    /// Named contact points (`/api/v1/contacts`).
+    pub contacts: Vec<serde_json::Value>,
 }
 
 async fn get(url: &HttpUrl, path: &str) -> Result<serde_json::Value, ReportError> {
@@ -313,7 +318,20 @@ pub async fn collect(url: &HttpUrl, month: Month, now_ms: i64) -> Result<Report,
         }
         agents.push(row);
     }
+    let reh = get(url, "/api/v1/rehearsals?limit=1000").await?;
+    let mut rehearsals: Vec<serde_json::Value> = list(&reh["rehearsals"])
+        .iter()
+        .filter(|r| {
+            crate::status_page::parse_time_ms(r["started"].as_str().unwrap_or(""))
+                .is_some_and(|t| month.contains(t))
+        })
+        .cloned()
+        .collect();
+    rehearsals.reverse();
+    let contacts = list(&get(url, "/api/v1/contacts").await?["contacts"]).to_vec();
     Ok(Report {
+        rehearsals,
+        contacts,
         month,
         source: url.to_string(),
         generated_ms: now_ms,

@@ -11,6 +11,7 @@ use std::fmt::Write as _;
 
 use crate::live::Live;
 
+pub mod rehearsals;
 mod sections;
 pub mod svg;
 
@@ -72,6 +73,17 @@ pub fn head(title: &str, refresh: Option<u32>) -> String {
 /// Renders the page at `now_ms`; `eval` is `None` when the evaluation is
 /// not running.
 pub fn render(live: &Live, eval: Option<Evaluation<'_>>, now_ms: i64) -> String {
+    render_with_rehearsals(live, eval, None, now_ms)
+}
+
+/// As [`render`], with the "Restore rehearsals" section from the JSON of
+/// `/api/v1/rehearsals` (`rehearsal::http::list_json`).
+pub fn render_with_rehearsals(
+    live: &Live,
+    eval: Option<Evaluation<'_>>,
+    rehearsals: Option<&serde_json::Value>,
+    now_ms: i64,
+) -> String {
     let mut h = head("Outpost status", Some(REFRESH_SECONDS));
     let _ = write!(
         h,
@@ -86,6 +98,9 @@ pub fn render(live: &Live, eval: Option<Evaluation<'_>>, now_ms: i64) -> String 
         None => h.push_str(
             "<h2>Objectives</h2><p class=muted>The evaluation is not running: no objectives.</p>",
         ),
+    }
+    if let Some(r) = rehearsals {
+        rehearsals::section(&mut h, r);
     }
     sections::agents(&mut h, live, now_ms);
     sections::check_grid(&mut h, live);

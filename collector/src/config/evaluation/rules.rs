@@ -111,6 +111,15 @@ pub(super) fn escalation(
             rules.stale.scenario = v.scenario(s, scenarios)?;
         }
     }
+    if let Some(r) = &esc.inconsistent {
+        if let Some(m) = &r.matchers {
+            rules.inconsistent.selectors = v.selectors(m)?;
+        }
+        consecutive(&r.consecutive, &mut rules.inconsistent.consecutive)?;
+        if let Some(s) = &r.scenario {
+            rules.inconsistent.scenario = v.scenario(s, scenarios)?;
+        }
+    }
     if let Some(r) = &esc.backup {
         if let Some(m) = &r.matchers {
             rules.backup.selectors = v.selectors(m)?;
