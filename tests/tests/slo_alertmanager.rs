@@ -28,6 +28,23 @@ evaluate_every = "200ms"
 [[alertmanager]]
 url = "{}"
 resend = "1s"
+
+[[contact]]
+name = "Identity desk"
+role = "operations"
+email = "idp-ops@example.org"
+objectives = ["authentication"]
+
+[[contact]]
+name = "Reports team"
+role = "operations"
+email = "reports@example.org"
+modules = ["reports"]
+
+[[contact]]
+name = "Platform owner"
+role = "escalation"
+phone = "+49 30 1234567"
 "#,
             am.url
         ),
@@ -101,9 +118,21 @@ resend = "1s"
         .as_str()
         .unwrap_or_default()
         .contains("login failing at 2 of 2"));
+    // Named contact points of the objective (and the general one) ride
+    // along; the reports team's does not.
+    assert_eq!(
+        alert["annotations"]["contacts"],
+        "Identity desk (operations): idp-ops@example.org; Platform owner (escalation): +49 30 1234567",
+        "{alert}"
+    );
     // The collector's own view agrees, and counts the post.
     let inc = get_json(&collector.http_url(&format!("/api/v1/incidents/{id}"))).await?;
     assert_eq!(inc["state"], "open");
+    let names: Vec<&str> = inc["contacts"]
+        .as_array()
+        .map(|c| c.iter().filter_map(|x| x["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(names, ["Identity desk", "Platform owner"], "{inc}");
     assert_eq!(inc["scenario"], "full_platform");
     let m = collector.metrics().await?;
     assert!(

@@ -149,7 +149,7 @@ async fn incident_events_are_signed_and_retried() -> Result<()> {
         dir.path(),
         "collector.toml",
         &format!(
-            "[slo]\nevaluate_every = \"200ms\"\n\n[[webhook]]\nname = \"ops\"\nurl = \"{url}\"\nsecret_file = \"{}\"\n",
+            "[slo]\nevaluate_every = \"200ms\"\n\n[[webhook]]\nname = \"ops\"\nurl = \"{url}\"\nsecret_file = \"{}\"\n\n[[contact]]\nname = \"Identity desk\"\nrole = \"operations\"\nemail = \"idp-ops@example.org\"\nobjectives = [\"authentication\"]\n",
             secret.display()
         ),
     )?;
@@ -176,6 +176,8 @@ async fn incident_events_are_signed_and_retried() -> Result<()> {
     assert!(!verify("another-secret", &opened));
     let v: serde_json::Value = serde_json::from_str(&opened.body)?;
     assert_eq!(v["incident"]["severity"], "critical");
+    assert_eq!(v["incident"]["contacts"][0]["name"], "Identity desk", "{v}");
+    assert_eq!(v["incident"]["contacts"][0]["email"], "idp-ops@example.org");
     assert_eq!(opened.header("content-type"), "application/json");
     // The first post was answered 503 and retried.
     let m = eventually(Duration::from_secs(10), "the delivery counted", || async {
