@@ -334,7 +334,12 @@ impl Task {
                 .incidents
                 .all()
                 .map(|i| {
-                    let names = self.engine.contacts_of(i).iter().map(|c| c.name.clone()).collect();
+                    let names = self
+                        .engine
+                        .contacts_of(i)
+                        .iter()
+                        .map(|c| c.name.clone())
+                        .collect();
                     (i.id, names)
                 })
                 .collect()

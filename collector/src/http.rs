@@ -128,7 +128,8 @@ async fn route(req: Request<Incoming>, state: &HttpState) -> Response<Full<Bytes
         Ok(response) => return response,
         Err(req) => req,
     };
-    if let Some(r) = crate::rehearsal::http::route(&req, state.rehearsals.as_ref(), &state.contacts) {
+    if let Some(r) = crate::rehearsal::http::route(&req, state.rehearsals.as_ref(), &state.contacts)
+    {
         return r;
     }
     if req.method() != Method::GET && req.method() != Method::HEAD {
@@ -220,10 +221,9 @@ fn status_page_html(state: &HttpState) -> String {
             .collect();
         (crate::api::slo_json(&snap), incidents, now)
     });
-    let rehearsals = state
-        .rehearsals
-        .as_ref()
-        .map(|r| crate::rehearsal::http::list_json(r, None, crate::status_page::rehearsals::MAX_SHOWN));
+    let rehearsals = state.rehearsals.as_ref().map(|r| {
+        crate::rehearsal::http::list_json(r, None, crate::status_page::rehearsals::MAX_SHOWN)
+    });
     let live = state.live.lock().unwrap_or_else(|p| p.into_inner());
     match &eval {
         Some((slo, incidents, now)) => crate::status_page::render_with_rehearsals(

@@ -29,10 +29,12 @@ impl RehearsalStore {
     pub fn open(store: &Store) -> Result<RehearsalStore, StoreError> {
         let path = store.path().to_path_buf();
         let db = store.db().clone();
-        let tree = db.open_tree("rehearsals").map_err(|source| StoreError::Sled {
-            path: path.clone(),
-            source,
-        })?;
+        let tree = db
+            .open_tree("rehearsals")
+            .map_err(|source| StoreError::Sled {
+                path: path.clone(),
+                source,
+            })?;
         Ok(RehearsalStore { path, db, tree })
     }
 

@@ -172,3 +172,34 @@ async fn bad_collector_config_exits_2_with_position() -> Result<()> {
     assert!(out.stderr.contains("fix: "), "{}", out.stderr);
     Ok(())
 }
+
+#[tokio::test]
+async fn bad_rehearsal_and_contact_config_exits_2_with_position() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    for (text, at, says) in [
+        (
+            "[rehearsal]\ndefault_scenario = \"moon\"\n",
+            ":2:20",
+            "define [scenario.moon]",
+        ),
+        (
+            "[[contact]]\nname = \"desk\"\nrole = \"boss\"\nemail = \"a@b\"\n",
+            ":3:8",
+            "role = \"operations\"",
+        ),
+        (
+            "[[contact]]\nname = \"desk\"\nrole = \"operations\"\nemail = \"a@b\"\nobjectives = [\"nope\"]\n",
+            ":5:14",
+            "authentication",
+        ),
+    ] {
+        let path = dir.path().join("collector.toml");
+        std::fs::write(&path, text)?;
+        let p = path.to_string_lossy().into_owned();
+        let out = run_bin("outpost-collector", &["check-config", "-c", &p]).await?;
+        assert_eq!(out.code, Some(2), "{}", out.stderr);
+        assert!(out.stderr.contains(&format!("{p}{at}")), "{text}: {}", out.stderr);
+        assert!(out.stderr.contains(says), "{text}: {}", out.stderr);
+    }
+    Ok(())
+}

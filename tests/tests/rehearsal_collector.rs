@@ -178,13 +178,21 @@ async fn rehearsals_are_recorded_judged_and_shown_but_never_page() -> Result<()>
         1,
         vec![
             result("login", pb::Outcome::Ok, started + 1_000, ""),
-            result("reports", pb::Outcome::Failed, started + 2_000, "HTTP 503 from /reports"),
+            result(
+                "reports",
+                pb::Outcome::Failed,
+                started + 2_000,
+                "HTTP 503 from /reports",
+            ),
         ],
         None,
         false,
     );
     let receipt = send(&ep, Some(TOKEN_A), r1.clone()).await??;
-    assert_eq!((receipt.scenario.as_str(), receipt.rto_seconds), ("single_service", 3_600));
+    assert_eq!(
+        (receipt.scenario.as_str(), receipt.rto_seconds),
+        ("single_service", 3_600)
+    );
     // A retried copy of the same round changes nothing.
     send(&ep, Some(TOKEN_A), r1).await??;
     let green = started + 25 * 60_000;
@@ -207,10 +215,16 @@ async fn rehearsals_are_recorded_judged_and_shown_but_never_page() -> Result<()>
     assert_eq!(met["elapsed_seconds"], 1_500.0);
     assert_eq!(met["rto_seconds"], 3_600);
     assert_eq!(met["rounds"], 2);
-    let failed = met["failed_on_the_way"].as_array().cloned().unwrap_or_default();
+    let failed = met["failed_on_the_way"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     assert_eq!(failed.len(), 1, "{met}");
     assert_eq!(failed[0]["check"], "reports");
-    assert_eq!(failed[0]["times_failed"], 1, "the retried round counted once");
+    assert_eq!(
+        failed[0]["times_failed"], 1,
+        "the retried round counted once"
+    );
     assert_eq!(failed[0]["first_error"], "HTTP 503 from /reports");
     assert_eq!(failed[0]["last_outcome"], "ok");
 
@@ -234,7 +248,10 @@ async fn rehearsals_are_recorded_judged_and_shown_but_never_page() -> Result<()>
     // An unknown scenario falls back to the default and says so.
     let odd = report("site-a", "odd-1", "moon_base", base, 1, vec![], None, false);
     let receipt = send(&ep, Some(TOKEN_A), odd).await??;
-    assert_eq!((receipt.scenario.as_str(), receipt.rto_seconds), ("full_platform", 14_400));
+    assert_eq!(
+        (receipt.scenario.as_str(), receipt.rto_seconds),
+        ("full_platform", 14_400)
+    );
 
     // Still failing: many failing rounds of a check named like a real
     // login check, labelled for the authentication objective.
@@ -247,7 +264,12 @@ async fn rehearsals_are_recorded_judged_and_shown_but_never_page() -> Result<()>
             "full_platform",
             s3,
             round,
-            vec![result("login", pb::Outcome::Failed, at, "login form missing")],
+            vec![result(
+                "login",
+                pb::Outcome::Failed,
+                at,
+                "login form missing",
+            )],
             None,
             false,
         );
@@ -265,32 +287,65 @@ async fn rehearsals_are_recorded_judged_and_shown_but_never_page() -> Result<()>
     })
     .await?;
     assert_eq!(slo_events(&slo_before), 0);
-    assert_eq!(slo_events(&slo_after), 0, "rehearsal results reached the SLOs: {slo_after}");
+    assert_eq!(
+        slo_events(&slo_after),
+        0,
+        "rehearsal results reached the SLOs: {slo_after}"
+    );
     let incidents = json(&c.http_url("/api/v1/incidents?state=all")).await?;
-    assert_eq!(incidents["incidents"].as_array().map(Vec::len), Some(0), "{incidents}");
+    assert_eq!(
+        incidents["incidents"].as_array().map(Vec::len),
+        Some(0),
+        "{incidents}"
+    );
     let warnings = json(&c.http_url("/api/v1/warnings")).await?;
-    assert_eq!(warnings["warnings"].as_array().map(Vec::len), Some(0), "{warnings}");
+    assert_eq!(
+        warnings["warnings"].as_array().map(Vec::len),
+        Some(0),
+        "{warnings}"
+    );
     let metrics = c.metrics().await?;
     assert!(
-        !metrics.lines().any(|l| l.starts_with("outpost_check") && l.contains("site-a")),
+        !metrics
+            .lines()
+            .any(|l| l.starts_with("outpost_check") && l.contains("site-a")),
         "rehearsal results became check series"
     );
     let agents = json(&c.http_url("/api/v1/agents")).await?;
-    assert_eq!(agents["agents"].as_array().map(Vec::len), Some(0), "{agents}");
+    assert_eq!(
+        agents["agents"].as_array().map(Vec::len),
+        Some(0),
+        "{agents}"
+    );
     // The rehearsal metrics, with bounded labels.
     assert_eq!(
-        sample(&metrics, "outpost_rehearsals", &[("scenario", "single_service"), ("status", "met")]),
+        sample(
+            &metrics,
+            "outpost_rehearsals",
+            &[("scenario", "single_service"), ("status", "met")]
+        ),
         Some(1.0)
     );
     assert_eq!(
-        sample(&metrics, "outpost_rehearsals", &[("scenario", "single_service"), ("status", "missed")]),
+        sample(
+            &metrics,
+            "outpost_rehearsals",
+            &[("scenario", "single_service"), ("status", "missed")]
+        ),
         Some(1.0)
     );
     assert_eq!(
-        sample(&metrics, "outpost_rehearsal_rto_seconds", &[("scenario", "report_subsystem")]),
+        sample(
+            &metrics,
+            "outpost_rehearsal_rto_seconds",
+            &[("scenario", "report_subsystem")]
+        ),
         Some(7_200.0)
     );
-    assert!(!metrics.contains("moon_base"), "an unknown scenario became a label");
+    assert!(
+        !metrics.contains("moon_base"),
+        "an unknown scenario became a label"
+    );
 
     // The listing, newest first, filterable by status.
     let list = json(&c.http_url("/api/v1/rehearsals?status=missed")).await?;
@@ -305,7 +360,13 @@ async fn rehearsals_are_recorded_judged_and_shown_but_never_page() -> Result<()>
     // The status page shows them (and stays script-free).
     let (status, page) = http_get(&c.http_url("/")).await?;
     assert_eq!(status, 200);
-    for s in ["Restore rehearsals (4)", "met-1-name", "missed-1-name", "single_service", "reports ×1"] {
+    for s in [
+        "Restore rehearsals (4)",
+        "met-1-name",
+        "missed-1-name",
+        "single_service",
+        "reports ×1",
+    ] {
         assert!(page.contains(s), "status page lacks {s:?}");
     }
     assert!(!page.contains("<script"));
@@ -329,20 +390,39 @@ async fn rehearsals_are_recorded_judged_and_shown_but_never_page() -> Result<()>
     .await?;
     assert_eq!(out.code, Some(0), "report failed: {}", out.stderr);
     let md = std::fs::read_to_string(&out_md)?;
-    assert!(md.contains("## Restore rehearsal confirmation (4 rehearsals)"), "{md}");
-    let row = |id: &str| md.lines().find(|l| l.starts_with(&format!("| {id}-name |"))).unwrap_or("");
-    assert!(row("met-1").contains("| RTO met |") && row("met-1").contains("25 min"), "{md}");
+    assert!(
+        md.contains("## Restore rehearsal confirmation (4 rehearsals)"),
+        "{md}"
+    );
+    let row = |id: &str| {
+        md.lines()
+            .find(|l| l.starts_with(&format!("| {id}-name |")))
+            .unwrap_or("")
+    };
+    assert!(
+        row("met-1").contains("| RTO met |") && row("met-1").contains("25 min"),
+        "{md}"
+    );
     assert!(row("met-1").contains("reports failed 1×"), "{md}");
-    assert!(row("missed-1").contains("| RTO missed |") && row("missed-1").contains("2 h 0 min"), "{md}");
+    assert!(
+        row("missed-1").contains("| RTO missed |") && row("missed-1").contains("2 h 0 min"),
+        "{md}"
+    );
     assert!(md.contains("## Named contact points (2)"), "{md}");
     assert!(md.contains("| Platform operations desk | operations | ops@example.org | objectives: authentication |"), "{md}");
-    assert!(md.contains("| Service owner | escalation | +49 30 1234567 | everything |"), "{md}");
+    assert!(
+        md.contains("| Service owner | escalation | +49 30 1234567 | everything |"),
+        "{md}"
+    );
 
     // Records survive a restart.
     c.stop().await?;
     let c = start(dir.path()).await?;
     let met = json(&c.http_url("/api/v1/rehearsals/site-a/met-1")).await?;
-    assert_eq!((met["status"].as_str(), met["rounds"].as_u64()), (Some("met"), Some(2)));
+    assert_eq!(
+        (met["status"].as_str(), met["rounds"].as_u64()),
+        (Some("met"), Some(2))
+    );
     let contacts = json(&c.http_url("/api/v1/contacts")).await?;
     assert_eq!(contacts["contacts"].as_array().map(Vec::len), Some(2));
     c.stop().await?;

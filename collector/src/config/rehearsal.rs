@@ -48,7 +48,10 @@ pub(super) fn rehearsal(
     scenarios: &BTreeMap<String, Scenario>,
 ) -> Result<RehearsalConfig, ConfigError> {
     let mut out = RehearsalConfig {
-        rto_ms: scenarios.iter().map(|(k, s)| (k.clone(), s.rto_ms)).collect(),
+        rto_ms: scenarios
+            .iter()
+            .map(|(k, s)| (k.clone(), s.rto_ms))
+            .collect(),
         ..RehearsalConfig::default()
     };
     if let Some(s) = &raw.default_scenario {
@@ -56,7 +59,10 @@ pub(super) fn rehearsal(
             let known: Vec<&str> = scenarios.keys().map(String::as_str).collect();
             return Err(src.error(
                 s.span(),
-                format!("[rehearsal] default_scenario {:?} is not a scenario", s.get_ref()),
+                format!(
+                    "[rehearsal] default_scenario {:?} is not a scenario",
+                    s.get_ref()
+                ),
                 format!(
                     "use one of {} or define [scenario.{}] with rto and rpo",
                     known.join(", "),
@@ -243,7 +249,10 @@ mod tests {
     fn bad_rehearsal_values_point_at_the_value() {
         let (line, col, msg, fix) = err("[rehearsal]\ndefault_scenario = \"moon\"\n");
         assert_eq!((line, col), (2, 20));
-        assert!(msg.contains("moon") && fix.contains("full_platform"), "{msg} {fix}");
+        assert!(
+            msg.contains("moon") && fix.contains("full_platform"),
+            "{msg} {fix}"
+        );
         let (line, _, msg, _) = err("[rehearsal]\nkeep = 0\n");
         assert_eq!(line, 2);
         assert!(msg.contains("keep"));
@@ -262,7 +271,8 @@ mod tests {
         let contacts = &c.evaluation.engine.contacts;
         assert_eq!(contacts.len(), 1);
         assert_eq!(contacts[0].modules, ["reports"]);
-        let (line, _, msg, fix) = err("[[contact]]\nname = \"x\"\nrole = \"boss\"\nemail = \"a@b\"\n");
+        let (line, _, msg, fix) =
+            err("[[contact]]\nname = \"x\"\nrole = \"boss\"\nemail = \"a@b\"\n");
         assert_eq!(line, 3);
         assert!(msg.contains("boss") && fix.contains("escalation"));
         let (line, _, msg, _) = err("[[contact]]\nname = \"x\"\nrole = \"operations\"\n");
@@ -270,7 +280,10 @@ mod tests {
         assert!(msg.contains("no way to reach"));
         let (line, _, msg, fix) = err("[[contact]]\nname = \"x\"\nrole = \"operations\"\nphone = \"1\"\nobjectives = [\"nope\"]\n");
         assert_eq!(line, 5);
-        assert!(msg.contains("nope") && fix.contains("authentication"), "{fix}");
+        assert!(
+            msg.contains("nope") && fix.contains("authentication"),
+            "{fix}"
+        );
         let (line, _, msg, _) = err("[[contact]]\nname = \"x\"\nrole = \"operations\"\nphone = \"1\"\n[[contact]]\nname = \"x\"\nrole = \"escalation\"\nphone = \"2\"\n");
         assert_eq!(line, 6);
         assert!(msg.contains("twice"));

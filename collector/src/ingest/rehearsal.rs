@@ -12,9 +12,7 @@ use tonic::{Request, Response, Status};
 
 use super::convert::{self, cut, invalid, valid_id, Invalid, MAX_ERROR_LEN};
 use super::{proof_kind, proof_of, IngestService};
-use crate::rehearsal::{
-    Report, RoundResult, MAX_NAME_LEN, MAX_RESULTS_PER_REPORT, MAX_ROUND,
-};
+use crate::rehearsal::{Report, RoundResult, MAX_NAME_LEN, MAX_RESULTS_PER_REPORT, MAX_ROUND};
 
 /// Validates and converts a report.
 pub fn report(r: pb::RehearsalReport) -> Result<Report, Invalid> {
@@ -202,15 +200,16 @@ mod tests {
         assert_eq!(reason(&|w| w.started_unix_ms = 0), "bad_started");
         assert_eq!(reason(&|w| w.green_unix_ms = Some(5)), "bad_green");
         assert_eq!(reason(&|w| w.results[0].outcome = 99), "bad_outcome");
-        assert_eq!(reason(&|w| w.results[0].check = "".into()), "bad_check_name");
+        assert_eq!(
+            reason(&|w| w.results[0].check = "".into()),
+            "bad_check_name"
+        );
         assert_eq!(
             reason(&|w| w.results = vec![w.results[0].clone(); MAX_RESULTS_PER_REPORT + 1]),
             "rehearsal_too_large"
         );
         assert_eq!(
-            reason(&|w| {
-                w.selector = (0..40).map(|i| (format!("k{i}"), "v".into())).collect()
-            }),
+            reason(&|w| { w.selector = (0..40).map(|i| (format!("k{i}"), "v".into())).collect() }),
             "too_many_labels"
         );
         let mut long = wire();

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::{Applied, Book, RehearsalConfig, Record, Report};
+use super::{Applied, Book, Record, RehearsalConfig, Report};
 use crate::clock::SharedClock;
 use crate::store::StoreError;
 use crate::store_rehearsal::RehearsalStore;
@@ -89,7 +89,10 @@ pub fn spawn(
 ) -> Result<(RehearsalHandle, tokio::task::JoinHandle<()>), StoreError> {
     let (records, corrupt) = store.load()?;
     if corrupt > 0 {
-        tracing::error!(corrupt, "rehearsal records that could not be decoded were skipped");
+        tracing::error!(
+            corrupt,
+            "rehearsal records that could not be decoded were skipped"
+        );
     }
     let (book, trimmed) = Book::restore(records, config.keep);
     if !trimmed.is_empty() {

@@ -46,7 +46,10 @@ fn a_failing_round_then_a_green_round_is_met_with_the_elapsed_time() {
     );
     let (a, rec, _) = book.apply(&r1, &cfg, T0 + 3_000);
     assert_eq!(a, Applied::Recorded);
-    assert_eq!(rec.status(T0 + 3_000, cfg.abandon_after_ms), Status::Running);
+    assert_eq!(
+        rec.status(T0 + 3_000, cfg.abandon_after_ms),
+        Status::Running
+    );
     assert_eq!(rec.scenario, "full_platform");
     assert_eq!(rec.rto_ms, 4 * H);
     let mut r2 = report(

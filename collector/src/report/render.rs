@@ -285,14 +285,18 @@ mod tests {
                 seq_gaps: 2,
                 ..Default::default()
             }],
-            rehearsals: vec![serde_json::json!({"id": "r1", "name": "nightly|restore", "agent": "a1",
+            rehearsals: vec![
+                serde_json::json!({"id": "r1", "name": "nightly|restore", "agent": "a1",
                 "scenario": "single_service", "started": "2026-11-02T01:00:00Z", "green": "2026-11-02T03:00:00Z",
                 "elapsed_seconds": 7200.0, "rto_seconds": 3600, "status": "missed",
                 "failed_on_the_way": [{"check": "reports", "times_failed": 2, "first_outcome": "failed",
-                    "first_error": "HTTP 503", "last_outcome": "ok"}]})],
-            contacts: vec![serde_json::json!({"name": "Ops <desk>", "role": "operations",
+                    "first_error": "HTTP 503", "last_outcome": "ok"}]}),
+            ],
+            contacts: vec![
+                serde_json::json!({"name": "Ops <desk>", "role": "operations",
                 "email": "ops@example.org", "phone": "", "url": "", "note": "",
-                "objectives": ["authentication"], "modules": []})],
+                "objectives": ["authentication"], "modules": []}),
+            ],
         }
     }
 
@@ -300,11 +304,16 @@ mod tests {
     fn rehearsals_and_contacts_are_listed() {
         let h = html(&report());
         assert!(h.contains("Restore rehearsal confirmation (1 rehearsals)"));
-        assert!(h.contains("RTO missed") && h.contains("2 h 0 min") && h.contains("reports failed 2×"));
+        assert!(
+            h.contains("RTO missed") && h.contains("2 h 0 min") && h.contains("reports failed 2×")
+        );
         assert!(h.contains("Named contact points (1)") && h.contains("Ops &lt;desk&gt;"));
         assert!(h.contains("objectives: authentication"));
         let m = markdown(&report());
-        assert!(m.contains("| nightly\\|restore | a1 | single_service |"), "{m}");
+        assert!(
+            m.contains("| nightly\\|restore | a1 | single_service |"),
+            "{m}"
+        );
         assert!(m.contains("| RTO missed |") && m.contains("ops@example.org"));
     }
 

@@ -4,8 +4,8 @@
 
 use std::fmt::Write as _;
 
-use super::svg::esc;
 use super::age;
+use super::svg::esc;
 
 /// Most rehearsals shown on the page.
 pub const MAX_SHOWN: usize = 20;
@@ -21,7 +21,10 @@ fn class(status: &str) -> &'static str {
 
 /// Appends the section for `list` (the JSON of `/api/v1/rehearsals`).
 pub fn section(h: &mut String, list: &serde_json::Value) {
-    let all = list["rehearsals"].as_array().map(Vec::as_slice).unwrap_or_default();
+    let all = list["rehearsals"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
     let _ = write!(h, "<h2>Restore rehearsals ({})</h2>", all.len());
     if all.is_empty() {
         h.push_str("<p class=muted>No restore rehearsal recorded yet (<code>outpost-agent smoke --until-green</code>).</p>");
@@ -45,7 +48,11 @@ pub fn section(h: &mut String, list: &serde_json::Value) {
                 )
             })
             .collect();
-        let name = if s("name").is_empty() { s("id") } else { s("name") };
+        let name = if s("name").is_empty() {
+            s("id")
+        } else {
+            s("name")
+        };
         let _ = write!(
             h,
             "<tr><td><span class='badge {}'>{}</span></td><td>{}</td><td>{}</td><td>{}{}</td><td>{}</td><td class=num>{}</td><td class=num>{}</td><td class=num>{}</td><td>{}</td></tr>",
@@ -83,6 +90,10 @@ mod tests {
                 "failed_on_the_way": [{"check": "reports", "times_failed": 2, "first_error": "HTTP 503"}]}]}),
         );
         assert!(h.contains("'badge bad'>missed") && h.contains("&lt;b&gt;x"));
-        assert!(h.contains("2 h 0 min") && h.contains("1 h 0 min") && h.contains("reports ×2 (HTTP 503)"));
+        assert!(
+            h.contains("2 h 0 min")
+                && h.contains("1 h 0 min")
+                && h.contains("reports ×2 (HTTP 503)")
+        );
     }
 }

@@ -376,10 +376,31 @@ fn consistency_checks_failing_persistently_are_data_inconsistent_once() {
     use Outcome::*;
     let labels = [("module", "telemetry")];
     // Two failures: below the default 3 consecutive runs.
-    let s = series_v("a", "devices-vs-telemetry", "consistency", &labels, &[Ok, Failed, Failed], Some(42.0));
+    let s = series_v(
+        "a",
+        "devices-vs-telemetry",
+        "consistency",
+        &labels,
+        &[Ok, Failed, Failed],
+        Some(42.0),
+    );
     assert!(run(&[s], &[]).is_empty());
-    let a = series_v("a", "devices-vs-telemetry", "consistency", &labels, &[Failed, Failed, Failed], Some(42.0));
-    let b = series_v("b", "devices-vs-telemetry", "consistency", &labels, &[Failed, Failed, Failed], Some(-57.0));
+    let a = series_v(
+        "a",
+        "devices-vs-telemetry",
+        "consistency",
+        &labels,
+        &[Failed, Failed, Failed],
+        Some(42.0),
+    );
+    let b = series_v(
+        "b",
+        "devices-vs-telemetry",
+        "consistency",
+        &labels,
+        &[Failed, Failed, Failed],
+        Some(-57.0),
+    );
     let signals = run(&[a, b], &[]);
     // One incident: not also a persistent_failure of module telemetry.
     assert_eq!(
@@ -387,11 +408,21 @@ fn consistency_checks_failing_persistently_are_data_inconsistent_once() {
         vec![("data_inconsistent", "devices-vs-telemetry", Severity::Major)]
     );
     let s = &signals[0];
-    assert!(s.summary.contains("devices-vs-telemetry") && s.summary.contains("-57"), "{}", s.summary);
+    assert!(
+        s.summary.contains("devices-vs-telemetry") && s.summary.contains("-57"),
+        "{}",
+        s.summary
+    );
     assert_eq!(s.scenario, "single_service");
     assert_eq!(s.series.len(), 2);
     // A telemetry page check failing the same way is still persistent_failure.
-    let p = series("a", "telemetry-page", "page", &labels, &[Failed, Failed, Failed]);
+    let p = series(
+        "a",
+        "telemetry-page",
+        "page",
+        &labels,
+        &[Failed, Failed, Failed],
+    );
     assert_eq!(
         rules_of(&run(&[p], &[])),
         vec![("persistent_failure", "telemetry", Severity::Major)]
@@ -404,7 +435,14 @@ fn the_inconsistent_rule_is_configurable() {
     let mut cfg = RulesConfig::default();
     cfg.inconsistent.consecutive = 1;
     cfg.inconsistent.scenario = "report_subsystem".into();
-    let s = series_v("a", "report-vs-page", "consistency", &[], &[Ok, Failed], Some(3.0));
+    let s = series_v(
+        "a",
+        "report-vs-page",
+        "consistency",
+        &[],
+        &[Ok, Failed],
+        Some(3.0),
+    );
     let input = RuleInput {
         now_ms: NOW + 1_000,
         series: vec![&s],
@@ -413,9 +451,19 @@ fn the_inconsistent_rule_is_configurable() {
     };
     let signals = evaluate(&input);
     assert_eq!(signals.len(), 1);
-    assert_eq!((signals[0].rule, signals[0].scenario.as_str()), ("data_inconsistent", "report_subsystem"));
+    assert_eq!(
+        (signals[0].rule, signals[0].scenario.as_str()),
+        ("data_inconsistent", "report_subsystem")
+    );
     // Recovered (an ok run): no signal.
-    let ok = series_v("a", "report-vs-page", "consistency", &[], &[Failed, Ok], Some(0.0));
+    let ok = series_v(
+        "a",
+        "report-vs-page",
+        "consistency",
+        &[],
+        &[Failed, Ok],
+        Some(0.0),
+    );
     let input = RuleInput {
         series: vec![&ok],
         ..input
