@@ -301,7 +301,10 @@ pub async fn route(
                         Err(r) => return Ok(r),
                     };
                     match ev.ack(id, b.by.unwrap_or_default()).await {
-                        Ok(i) => json(StatusCode::OK, &incident_json(&i, now, true)),
+                        Ok(i) => json(
+                            StatusCode::OK,
+                            &incident_json_with_contacts(&i, now, true, &ev.snapshot.borrow()),
+                        ),
                         Err(e) => command_error(e),
                     }
                 }
@@ -314,7 +317,10 @@ pub async fn route(
                         Err(r) => return Ok(r),
                     };
                     match ev.close(id, b.root_cause.unwrap_or_default()).await {
-                        Ok(i) => json(StatusCode::OK, &incident_json(&i, now, true)),
+                        Ok(i) => json(
+                            StatusCode::OK,
+                            &incident_json_with_contacts(&i, now, true, &ev.snapshot.borrow()),
+                        ),
                         Err(e) => command_error(e),
                     }
                 }

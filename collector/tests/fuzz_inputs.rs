@@ -51,6 +51,20 @@ proptest! {
     }
 
     #[test]
+    fn arbitrary_rehearsal_reports_validate_and_fold_without_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2000)) {
+        use outpost_collector::rehearsal::{Book, RehearsalConfig};
+        if let Ok(r) = pb::RehearsalReport::decode(bytes.as_slice()) {
+            if let Ok(report) = outpost_collector::ingest::rehearsal::report(r) {
+                prop_assert!(report.round >= 1 && report.results.len() <= outpost_collector::rehearsal::MAX_RESULTS_PER_REPORT);
+                let mut book = Book::default();
+                let (_, rec, _) = book.apply(&report, &RehearsalConfig::default(), 1);
+                prop_assert!(rec.elapsed_ms().is_none_or(|e| e >= 0));
+                let _ = rec.json(2, 3_600_000);
+            }
+        }
+    }
+
+    #[test]
     fn accepted_batches_respect_every_bound(results in proptest::collection::vec(arb_result(), 0..20), dropped_through_seq in proptest::option::of(any::<u64>())) {
         if let Ok(batch) = convert::batch(pb::ResultBatch { results, dropped_through_seq }) {
             let mut prev = 0;

@@ -318,7 +318,12 @@ pub async fn collect(url: &HttpUrl, month: Month, now_ms: i64) -> Result<Report,
         }
         agents.push(row);
     }
-    let reh = get(url, "/api/v1/rehearsals?limit=1000").await?;
+    // Collectors that predate rehearsals and contacts answer 404: none.
+    let optional = |r: Result<serde_json::Value, ReportError>| match r {
+        Err(ReportError::Refused { status: 404, .. }) => Ok(serde_json::Value::Null),
+        r => r,
+    };
+    let reh = optional(get(url, "/api/v1/rehearsals?limit=1000").await)?;
     let mut rehearsals: Vec<serde_json::Value> = list(&reh["rehearsals"])
         .iter()
         .filter(|r| {
@@ -328,7 +333,7 @@ pub async fn collect(url: &HttpUrl, month: Month, now_ms: i64) -> Result<Report,
         .cloned()
         .collect();
     rehearsals.reverse();
-    let contacts = list(&get(url, "/api/v1/contacts").await?["contacts"]).to_vec();
+    let contacts = list(&optional(get(url, "/api/v1/contacts").await)?["contacts"]).to_vec();
     Ok(Report {
         rehearsals,
         contacts,
