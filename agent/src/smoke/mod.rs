@@ -24,9 +24,10 @@
 //!   check's own labels win on a clash). The last report says `finished`;
 //!   `green_unix_ms` is set from the first green round on.
 //! * Reports go through one task ([`deliver`]) over a bounded channel
-//!   ([`REPORT_QUEUE`]; when full, the next round waits); after a refusal
-//!   nothing more is sent, and every report not recorded is counted in the
-//!   summary.
+//!   ([`REPORT_QUEUE`]; when full, the next round waits), each retried a
+//!   bounded number of times (one attempt each after an undelivered one,
+//!   until one gets through); after a refusal nothing more is sent, and
+//!   every report not recorded is counted in the summary.
 //!
 //! Exit statuses (the binary): 0 green (and recorded, or `--no-send`);
 //! 1 not green (a check still failing at the timeout, after the single
@@ -373,13 +374,19 @@ pub async fn deliver(reporter: Reporter, mut rx: mpsc::Receiver<RoundReport>) ->
     let mut receipt = None;
     let mut reason: Option<String> = None;
     let mut refused = false;
+    let mut undelivered = false;
     while let Some(report) = rx.recv().await {
         reports += 1;
         if refused {
             // Refused before: this one would be refused too.
             continue;
         }
-        let attempts = if report.finished && report.green_unix_ms.is_none() {
+        // After a report that could not be delivered, one attempt each
+        // until one gets through: an unreachable collector costs each
+        // later round one connect, not a full retry series.
+        let attempts = if undelivered {
+            1
+        } else if report.finished && report.green_unix_ms.is_none() {
             ATTEMPTS_INTERRUPTED
         } else {
             ATTEMPTS
@@ -388,10 +395,12 @@ pub async fn deliver(reporter: Reporter, mut rx: mpsc::Receiver<RoundReport>) ->
             Ok(r) => {
                 recorded += 1;
                 receipt = Some(r);
+                undelivered = false;
             }
             Err(e) => {
                 tracing::warn!(round = report.round, error = %e, "the collector did not record a rehearsal round");
                 refused = matches!(e, RehearseError::Refused { .. });
+                undelivered = true;
                 reason.get_or_insert_with(|| e.to_string());
             }
         }

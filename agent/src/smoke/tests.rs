@@ -263,19 +263,21 @@ async fn an_unreachable_collector_is_retried_then_reported_undelivered() {
     let reporter = Reporter::new("a1".into(), c.collector.clone());
     let (tx, rx) = mpsc::channel(2);
     let task = tokio::spawn(deliver(reporter, rx));
-    tx.send(RoundReport {
-        rehearsal_id: "x".into(),
-        name: "smoke".into(),
-        scenario: String::new(),
-        selector: BTreeMap::new(),
-        started_unix_ms: 0,
-        round: 1,
-        results: vec![],
-        green_unix_ms: Some(1),
-        finished: true,
-    })
-    .await
-    .unwrap();
+    for round in 1..=2 {
+        tx.send(RoundReport {
+            rehearsal_id: "x".into(),
+            name: "smoke".into(),
+            scenario: String::new(),
+            selector: BTreeMap::new(),
+            started_unix_ms: 0,
+            round,
+            results: vec![],
+            green_unix_ms: Some(1),
+            finished: round == 2,
+        })
+        .await
+        .unwrap();
+    }
     drop(tx);
     match task.await.unwrap() {
         Delivery::NotRecorded {
@@ -283,11 +285,12 @@ async fn an_unreachable_collector_is_retried_then_reported_undelivered() {
             recorded,
             reports,
         } => {
-            assert_eq!((recorded, reports), (0, 1));
+            assert_eq!((recorded, reports), (0, 2));
             assert!(
                 reason.contains("not delivered after 5 attempts"),
                 "{reason}"
             );
+            assert!(reason.contains("Connection refused"), "{reason}");
         }
         other => panic!("{other:?}"),
     }

@@ -79,6 +79,22 @@ enum Attempt {
     Retry(String),
 }
 
+/// `e` and its sources, `: `-separated (a connect error's cause, such as
+/// "Connection refused", is in its source chain).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let more = s.to_string();
+        if !text.ends_with(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = s.source();
+    }
+    crate::result::short_error(&text)
+}
+
 fn permanent(code: tonic::Code) -> bool {
     use tonic::Code::*;
     matches!(
@@ -147,7 +163,7 @@ impl Reporter {
                     message: e.to_string(),
                 })
             }
-            Err(e) => return Attempt::Retry(e.to_string()),
+            Err(e) => return Attempt::Retry(chain(&e)),
         };
         let mut client = pb::ingest_client::IngestClient::new(channel)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
