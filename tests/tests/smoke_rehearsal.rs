@@ -325,7 +325,10 @@ struct Capture {
 
 impl Capture {
     fn reports(&self) -> Vec<pb::RehearsalReport> {
-        self.reports.lock().unwrap().clone()
+        self.reports
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
 
@@ -350,7 +353,10 @@ impl pb::ingest_server::Ingest for Capture {
         }
         let report = request.into_inner();
         let scenario = report.scenario.clone();
-        self.reports.lock().unwrap().push(report);
+        self.reports
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(report);
         Ok(Response::new(pb::RehearsalReceipt {
             rto_seconds: 3600,
             scenario,
