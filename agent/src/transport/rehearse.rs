@@ -2,11 +2,11 @@
 //! `Ingest/Rehearse` call per round, outside the result stream and the
 //! buffer.
 //!
-//! The connection is the result stream's ([`super::connect`],
-//! [`super::authorize`]: same endpoints, TLS/mTLS, bearer token), the
+//! The connection is the result stream's (`transport::connect`,
+//! `transport::authorize`: same endpoints, TLS/mTLS, bearer token), the
 //! identity the agent id. A report that fails to arrive is sent again a
 //! bounded number of times, with the transport's capped, jittered
-//! [`Backoff`](super::Backoff), trying the endpoints in turn; the collector
+//! [`Backoff`], trying the endpoints in turn; the collector
 //! treats a repeated (rehearsal, round) as a replacement, so a retry after
 //! a lost answer is harmless. A refusal that a retry cannot change
 //! (`unimplemented`, `permission_denied`, `invalid_argument`, ...) is not
