@@ -319,6 +319,8 @@ async fn one_round_selection_and_usage_errors() -> Result<()> {
 #[derive(Clone, Default)]
 struct Capture {
     reports: Arc<Mutex<Vec<pb::RehearsalReport>>>,
+    /// The `authorization` header of every accepted report.
+    auth: Arc<Mutex<Vec<String>>>,
     calls: Arc<AtomicU32>,
     refuse_first: u32,
 }
@@ -351,6 +353,16 @@ impl pb::ingest_server::Ingest for Capture {
         if self.calls.fetch_add(1, Ordering::SeqCst) < self.refuse_first {
             return Err(Status::unavailable("capture server: starting"));
         }
+        let auth = request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        self.auth
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(auth);
         let report = request.into_inner();
         let scenario = report.scenario.clone();
         self.reports
@@ -391,9 +403,15 @@ async fn rehearse_reports_carry_rounds_green_finished_results_and_labels() -> Re
     let stop = CancellationToken::new();
     let (addr, server) = serve(capture.clone(), stop.clone()).await?;
     let extra = NEVER_RECOVERS.replace("PORTAL", portal.base_url());
+    // The collector settings of the agent apply: here a bearer token.
+    let token_file = dir.path().join("collector-token");
+    std::fs::write(&token_file, "rehearsal-token-1\n")?;
     let config = write_config(
         dir.path(),
-        &agent_config(dir.path(), &portal, &format!("http://{addr}"), &extra),
+        &agent_config(dir.path(), &portal, &format!("http://{addr}"), &extra).replace(
+            "backoff_initial",
+            &format!("token_file = \"{}\"\nbackoff_initial", token_file.display()),
+        ),
     )?;
 
     // A service agent with the same config runs and holds the buffer.
@@ -485,6 +503,12 @@ async fn rehearse_reports_carry_rounds_green_finished_results_and_labels() -> Re
             assert_eq!(reports_check.error, "unexpected status 503");
         }
     }
+    let auth = capture.auth.lock().unwrap().clone();
+    assert_eq!(auth.len(), reports.len());
+    assert!(
+        auth.iter().all(|a| a == "Bearer rehearsal-token-1"),
+        "{auth:?}"
+    );
     let green = reports.last().and_then(|r| r.green_unix_ms).unwrap();
     let elapsed_ms = (green - first.started_unix_ms) as f64;
     assert!(
