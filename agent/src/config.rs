@@ -115,6 +115,7 @@ pub(crate) struct RawCheck {
     report: Option<Spanned<checks::report::RawReport>>,
     freshness: Option<Spanned<checks::freshness::RawFreshness>>,
     command: Option<Spanned<checks::command::RawCommand>>,
+    consistency: Option<Spanned<checks::consistency::RawConsistency>>,
 }
 
 // ---------------------------------------------------------- validated ----
@@ -510,6 +511,7 @@ fn validate_check(
         report: raw.report,
         freshness: raw.freshness,
         command: raw.command,
+        consistency: raw.consistency,
     };
     let kind = checks::validate_kind(src, span, &name, timeout, kinds)?;
     if let Some(r) = &login_ref {
@@ -517,7 +519,7 @@ fn validate_check(
             return Err(src.error(
                 r.span(),
                 format!("a {} check cannot use a login", kind.name()),
-                "remove `login`: only page, report, command and HTTP freshness checks send a session",
+                "remove `login`: only page, report, command, consistency and HTTP freshness checks send a session",
             ));
         }
     }

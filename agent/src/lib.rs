@@ -43,6 +43,7 @@ pub mod schedule;
 pub mod seal;
 pub mod session;
 pub mod signal;
+pub mod smoke;
 pub mod tls_cert;
 pub mod transport;
 

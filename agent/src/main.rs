@@ -1,6 +1,7 @@
 //! `outpost-agent` command line: the thin edge that parses arguments,
 //! sets up logging, maps errors to exit statuses (2: bad configuration or
-//! usage; 1: runtime failure or a failed probe) and calls the library.
+//! usage; 1: runtime failure or a failed probe; `smoke` adds 3: green, but
+//! the collector did not record the rehearsal) and calls the library.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -62,6 +63,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }),
         Command::Buffer => print_buffer(&cfg),
+        Command::Smoke(args) => smoke(&cfg, args, &runtime),
         Command::Probe { name } => {
             let Some(spec) = cfg.checks.iter().find(|c| c.name == name) else {
                 let names: Vec<_> = cfg.checks.iter().map(|c| c.name.as_str()).collect();
@@ -119,6 +121,47 @@ fn main() -> ExitCode {
             })
         }
     }
+}
+
+/// `outpost-agent smoke`: the restore rehearsal (see `outpost_agent::smoke`).
+/// SIGINT/SIGTERM cancel the one token: the run ends, not green.
+fn smoke(
+    cfg: &config::Config,
+    args: outpost_agent::cli::SmokeArgs,
+    runtime: &tokio::runtime::Runtime,
+) -> ExitCode {
+    use outpost_agent::smoke;
+    let opts = smoke::Options {
+        select: args.select,
+        checks: args.check,
+        labels: args.label,
+        scenario: args.scenario,
+        until_green: args.until_green,
+        every: args.every,
+        timeout: args.timeout,
+        send: !args.no_send,
+    };
+    let plan = match smoke::plan(cfg, &opts) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    runtime.block_on(async {
+        let token = tokio_util::sync::CancellationToken::new();
+        let mut out = std::io::stdout();
+        let run = smoke::run(cfg, plan, &mut out, token.clone());
+        tokio::pin!(run);
+        let summary = tokio::select! {
+            s = &mut run => s,
+            _ = outpost_agent::signal::shutdown() => {
+                token.cancel();
+                run.await
+            }
+        };
+        ExitCode::from(summary.exit_code())
+    })
 }
 
 /// `outpost-agent buffer`: the buffer's figures. Never moves anything

@@ -20,7 +20,7 @@ async fn the_ects_example_config_is_valid() -> Result<()> {
     )
     .await?;
     assert_eq!(out.code, Some(0), "{}", out.stderr);
-    assert!(out.stdout.contains("ok (11 checks)"), "{}", out.stdout);
+    assert!(out.stdout.contains("ok (12 checks)"), "{}", out.stdout);
     // It covers every kind the issue asks for.
     let text = std::fs::read_to_string(&path)?;
     for kind in [
@@ -29,6 +29,7 @@ async fn the_ects_example_config_is_valid() -> Result<()> {
         "[check.report]",
         "[check.freshness]",
         "[check.command]",
+        "[check.consistency]",
     ] {
         assert!(text.contains(kind), "{kind} missing from the example");
     }

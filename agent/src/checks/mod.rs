@@ -22,6 +22,7 @@
 
 pub mod assert;
 pub mod command;
+pub mod consistency;
 pub mod freshness;
 pub mod json;
 pub mod login;
@@ -162,6 +163,7 @@ pub struct RawKinds {
     pub report: Option<Spanned<report::RawReport>>,
     pub freshness: Option<Spanned<freshness::RawFreshness>>,
     pub command: Option<Spanned<command::RawCommand>>,
+    pub consistency: Option<Spanned<consistency::RawConsistency>>,
 }
 
 /// A validated check kind.
@@ -172,6 +174,7 @@ pub enum CheckKind {
     Report(report::ReportSpec),
     Freshness(freshness::FreshnessSpec),
     Command(command::CommandSpec),
+    Consistency(consistency::ConsistencySpec),
 }
 
 impl CheckKind {
@@ -183,6 +186,7 @@ impl CheckKind {
             CheckKind::Report(_) => report::KIND,
             CheckKind::Freshness(_) => freshness::KIND,
             CheckKind::Command(_) => command::KIND,
+            CheckKind::Consistency(_) => consistency::KIND,
         }
     }
 
@@ -191,7 +195,10 @@ impl CheckKind {
         match self {
             CheckKind::Login(_) => false,
             CheckKind::Freshness(f) => f.is_http(),
-            CheckKind::Page(_) | CheckKind::Report(_) | CheckKind::Command(_) => true,
+            CheckKind::Page(_)
+            | CheckKind::Report(_)
+            | CheckKind::Command(_)
+            | CheckKind::Consistency(_) => true,
         }
     }
 }
@@ -206,6 +213,7 @@ pub fn build(spec: &CheckSpec, sessions: &Sessions) -> Box<dyn Check> {
         CheckKind::Report(r) => Box::new(report::Report::new(r.clone(), session)),
         CheckKind::Freshness(f) => Box::new(freshness::Freshness::new(f.clone(), session)),
         CheckKind::Command(c) => Box::new(command::Command::new(c.clone(), session)),
+        CheckKind::Consistency(c) => Box::new(consistency::Consistency::new(c.clone(), session)),
     }
 }
 
@@ -255,6 +263,7 @@ pub fn validate_kind(
         report,
         freshness,
         command,
+        consistency,
     } = raw;
     let present = [
         page.is_some(),
@@ -262,6 +271,7 @@ pub fn validate_kind(
         report.is_some(),
         freshness.is_some(),
         command.is_some(),
+        consistency.is_some(),
     ]
     .iter()
     .filter(|p| **p)
@@ -277,7 +287,7 @@ pub fn validate_kind(
                     present.to_string()
                 }
             ),
-            "add one kind table after the check: [check.page], [check.login], [check.report], [check.freshness] or [check.command]",
+            "add one kind table after the check: [check.page], [check.login], [check.report], [check.freshness], [check.command] or [check.consistency]",
         ));
     }
     if let Some(p) = page {
@@ -293,6 +303,11 @@ pub fn validate_kind(
     }
     if let Some(f) = freshness {
         return Ok(CheckKind::Freshness(freshness::validate(src, f, timeout)?));
+    }
+    if let Some(c) = consistency {
+        return Ok(CheckKind::Consistency(consistency::validate(
+            src, c, timeout,
+        )?));
     }
     match command {
         Some(c) => Ok(CheckKind::Command(command::validate(src, c, timeout)?)),

@@ -39,6 +39,30 @@ fn to_wire(r: &CheckResult, seq: u64) -> pb::CheckResult {
     }
 }
 
+/// The wire report of one rehearsal round; its results carry seq 0.
+pub fn rehearsal_report(agent_id: &str, r: &super::rehearse::RoundReport) -> pb::RehearsalReport {
+    pb::RehearsalReport {
+        agent_id: agent_id.to_string(),
+        rehearsal_id: r.rehearsal_id.clone(),
+        name: r.name.clone(),
+        scenario: r.scenario.clone(),
+        selector: r.selector.clone().into_iter().collect(),
+        started_unix_ms: r.started_unix_ms,
+        round: r.round,
+        results: r.results.iter().map(|c| to_wire(c, 0)).collect(),
+        green_unix_ms: r.green_unix_ms,
+        finished: r.finished,
+    }
+}
+
+/// The collector's receipt as a domain value.
+pub fn receipt(r: pb::RehearsalReceipt) -> super::rehearse::Receipt {
+    super::rehearse::Receipt {
+        rto: Duration::from_secs(r.rto_seconds),
+        scenario: r.scenario,
+    }
+}
+
 fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }

@@ -31,6 +31,7 @@
 
 pub mod codec;
 pub mod convert;
+pub mod rehearse;
 mod session;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -117,6 +118,57 @@ pub(crate) fn tls_config(
         cfg = cfg.domain_name(name.clone());
     }
     Ok(cfg)
+}
+
+/// Connects to `endpoint` with the `[collector]` settings: TLS (CA,
+/// client identity for mutual TLS, server name; files read now) for
+/// https, the connect timeout, HTTP/2 keepalive. The result stream and
+/// rehearsal reports ([`rehearse`]) both connect here.
+pub(crate) async fn connect(
+    settings: &CollectorSettings,
+    endpoint: &http::Uri,
+) -> Result<tonic::transport::Channel, TransportError> {
+    let keepalive = settings.keepalive;
+    let connect_err = |source| TransportError::Connect {
+        endpoint: endpoint.to_string(),
+        source,
+    };
+    let mut ep = tonic::transport::Endpoint::from(endpoint.clone());
+    if endpoint.scheme_str() == Some("https") {
+        ep = ep
+            .tls_config(tls_config(&settings.tls)?)
+            .map_err(connect_err)?;
+    }
+    ep.connect_timeout(CONNECT_TIMEOUT)
+        .http2_keep_alive_interval(keepalive)
+        .keep_alive_timeout(keepalive)
+        .keep_alive_while_idle(true)
+        .tcp_nodelay(true)
+        .connect()
+        .await
+        .map_err(connect_err)
+}
+
+/// Adds `authorization: Bearer <token>` from `token_file` (read now, so a
+/// rotated token is used at once) to `request`, when one is configured.
+pub(crate) fn authorize<T>(
+    settings: &CollectorSettings,
+    request: &mut tonic::Request<T>,
+) -> Result<(), TransportError> {
+    let Some(path) = &settings.token_file else {
+        return Ok(());
+    };
+    let token = read_secret(path)?;
+    let mut value: tonic::metadata::MetadataValue<tonic::metadata::Ascii> =
+        format!("Bearer {}", String::from_utf8_lossy(&token).trim())
+            .parse()
+            .map_err(|_| TransportError::Credentials {
+                path: path.display().to_string(),
+                reason: "the token is not valid header text".into(),
+            })?;
+    value.set_sensitive(true);
+    request.metadata_mut().insert("authorization", value);
+    Ok(())
 }
 
 /// Shared, read-only view of how delivery is going (for logs and tests).

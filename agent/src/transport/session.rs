@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::codec::{self, RawCodec};
 use super::{
     convert, footprint, Progress, SessionEnd, TransportError, ACK_DEADLINE, BUFFER_RETRY,
-    CONNECT_TIMEOUT, HANDSHAKE_DEADLINE, MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, WINDOW,
+    HANDSHAKE_DEADLINE, MAX_BATCH_BYTES, MAX_MESSAGE_BYTES, WINDOW,
 };
 use crate::buffer::{Buffer, BufferError, Entry};
 use crate::config::{AgentSettings, CollectorSettings};
@@ -77,29 +77,7 @@ async fn handshake(
     tx: &mpsc::Sender<Bytes>,
     rx: mpsc::Receiver<Bytes>,
 ) -> Result<(tonic::Streaming<pb::CollectorMessage>, u64), TransportError> {
-    let keepalive = ctx.settings.keepalive;
-    let connect_err = |source| TransportError::Connect {
-        endpoint: ctx.endpoint.to_string(),
-        source,
-    };
-    let mut endpoint = tonic::transport::Endpoint::from(ctx.endpoint.clone());
-    if ctx.endpoint.scheme_str() == Some("https") {
-        endpoint = endpoint
-            .tls_config(super::tls_config(&ctx.settings.tls)?)
-            .map_err(connect_err)?;
-    }
-    let channel = endpoint
-        .connect_timeout(CONNECT_TIMEOUT)
-        .http2_keep_alive_interval(keepalive)
-        .keep_alive_timeout(keepalive)
-        .keep_alive_while_idle(true)
-        .tcp_nodelay(true)
-        .connect()
-        .await
-        .map_err(|source| TransportError::Connect {
-            endpoint: ctx.endpoint.to_string(),
-            source,
-        })?;
+    let channel = super::connect(ctx.settings, ctx.endpoint).await?;
     let mut grpc = tonic::client::Grpc::new(channel)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
@@ -117,16 +95,7 @@ async fn handshake(
         .await
         .map_err(|e| tonic::Status::unavailable(format!("channel not ready: {e}")))?;
     let mut request = tonic::Request::new(ReceiverStream::new(rx));
-    if let Some(path) = &ctx.settings.token_file {
-        let token = super::read_secret(path)?;
-        let value = format!("Bearer {}", String::from_utf8_lossy(&token).trim())
-            .parse()
-            .map_err(|_| TransportError::Credentials {
-                path: path.display().to_string(),
-                reason: "the token is not valid header text".into(),
-            })?;
-        request.metadata_mut().insert("authorization", value);
-    }
+    super::authorize(ctx.settings, &mut request)?;
     let mut inbound = grpc
         .streaming(
             request,

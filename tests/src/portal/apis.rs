@@ -229,3 +229,29 @@ pub fn alert_queue(faults: &FaultState) -> Resp {
         }),
     )
 }
+
+/// `GET /api/registry/devices`: the device registry (the other side of a
+/// consistency check against the telemetry store).
+pub fn registry(faults: &FaultState) -> Resp {
+    let kept = DEVICE_COUNT.saturating_sub(faults.registry_missing_devices);
+    let ids: Vec<String> = (1..=kept)
+        .chain(DEVICE_COUNT + 1..=DEVICE_COUNT + faults.registry_extra_devices)
+        .map(|i| format!("dev-{i}"))
+        .collect();
+    let devices: Vec<serde_json::Value> = ids
+        .iter()
+        .map(|id| json!({"id": id, "name": format!("Edge device {}", id.trim_start_matches("dev-"))}))
+        .collect();
+    json(
+        StatusCode::OK,
+        &json!({"count": ids.len(), "updated_by": "cmdb-sync", "ids": ids, "devices": devices}),
+    )
+}
+
+/// `GET /api/telemetry/summary`: how many devices report telemetry.
+pub fn telemetry_summary() -> Resp {
+    json(
+        StatusCode::OK,
+        &json!({"devices_reporting": DEVICE_COUNT, "generated_at": rfc3339(now_epoch().as_secs())}),
+    )
+}

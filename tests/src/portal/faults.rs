@@ -15,6 +15,9 @@ pub const MAX_SWITCH_MS: u64 = 7 * 24 * 3600 * 1000;
 /// Number of simulated devices in `/api/telemetry/devices`.
 pub const DEVICE_COUNT: u32 = 5;
 
+/// Most devices the registry may list beyond the telemetry's.
+pub const MAX_EXTRA_DEVICES: u32 = 1000;
+
 /// Final state a device command reaches.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -109,6 +112,11 @@ pub struct FaultState {
     pub alert_queue_depth: u64,
     /// `oldest_age_seconds` of `/api/alerts/queue`.
     pub alert_oldest_age_seconds: u64,
+    /// The last N telemetry devices are missing from `/api/registry/devices`.
+    pub registry_missing_devices: u32,
+    /// Devices `dev-6` .. registered in `/api/registry/devices` but never
+    /// reporting telemetry.
+    pub registry_extra_devices: u32,
 }
 
 impl Default for FaultState {
@@ -131,6 +139,8 @@ impl Default for FaultState {
             command_delay_ms: 1000,
             alert_queue_depth: 12,
             alert_oldest_age_seconds: 30,
+            registry_missing_devices: 0,
+            registry_extra_devices: 0,
         }
     }
 }
@@ -174,6 +184,8 @@ pub struct FaultPatch {
     pub command_delay_ms: Option<u64>,
     pub alert_queue_depth: Option<u64>,
     pub alert_oldest_age_seconds: Option<u64>,
+    pub registry_missing_devices: Option<u32>,
+    pub registry_extra_devices: Option<u32>,
 }
 
 /// Runtime-settable fault switches of a [`crate::portal::Portal`].
@@ -322,6 +334,12 @@ impl Faults {
         if let Some(v) = patch.alert_oldest_age_seconds {
             state.alert_oldest_age_seconds = v;
         }
+        if let Some(v) = patch.registry_missing_devices {
+            state.registry_missing_devices = v.min(DEVICE_COUNT);
+        }
+        if let Some(v) = patch.registry_extra_devices {
+            state.registry_extra_devices = v.min(MAX_EXTRA_DEVICES);
+        }
         *guard = state;
         Ok(())
     }
@@ -466,6 +484,15 @@ impl Faults {
     /// Time new commands take to reach their final state (default 1 s).
     pub fn set_command_delay(&self, d: Duration) {
         self.lock().command_delay_ms = ms(d);
+    }
+
+    /// Makes `/api/registry/devices` drift from the telemetry store: the
+    /// last `missing` telemetry devices are not registered, and `extra`
+    /// registered devices (`dev-6` ..) never report (default 0, 0).
+    pub fn set_registry_drift(&self, missing: u32, extra: u32) {
+        let mut s = self.lock();
+        s.registry_missing_devices = missing.min(DEVICE_COUNT);
+        s.registry_extra_devices = extra.min(MAX_EXTRA_DEVICES);
     }
 
     /// Values of `/api/alerts/queue` (default depth 12, oldest 30 s).

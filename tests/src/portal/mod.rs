@@ -53,6 +53,8 @@
 //! | `POST /api/devices/{dev-1..dev-5}/commands` | body `{"command":"reboot"}`: 201 `{"id":"c1","device","command","status":"queued"}` (+ `Location`); bad body 400; unknown device 404 |
 //! | `GET /api/commands/{id}` | `{"id","device","command","status"}`: `queued` for the first half of `command_delay_ms`, `running` for the second half, then `executed` / `failed`, or `running` forever for `never` |
 //! | `GET /api/alerts/queue` | `{"depth":12,"oldest_age_seconds":30}` |
+//! | `GET /api/registry/devices` | the device registry: `{"count":5,"updated_by":"cmdb-sync","ids":["dev-1",...],"devices":[{"id":"dev-1","name"},...]}`, the telemetry's devices unless drifted (below) |
+//! | `GET /api/telemetry/summary` | `{"devices_reporting":5,"generated_at":"<RFC 3339>"}` |
 //! | `GET /_faults`, `POST /_faults` | the fault switches as JSON (below) |
 //!
 //! Other paths 404; a known path with another method 405 (with `Allow`).
@@ -96,6 +98,7 @@
 //! | [`Faults::set_command_outcome`]`(`[`CommandOutcome`]`)` | `command_outcome`: `"executed"` \| `"failed"` \| `"never"` | final state of new commands (default executed) |
 //! | [`Faults::set_command_delay`]`(d)` | `command_delay_ms` | time to the final state (default 1000) |
 //! | [`Faults::set_alert_queue`]`(depth, age)` | `alert_queue_depth`, `alert_oldest_age_seconds` | `/api/alerts/queue` values (default 12, 30) |
+//! | [`Faults::set_registry_drift`]`(missing, extra)` | `registry_missing_devices`, `registry_extra_devices` | the registry lacks the last `missing` telemetry devices and lists `extra` devices `dev-6` .. that never report (default 0, 0) |
 //! | [`Faults::reset`]`()` | `reset: true` | every default back, all path faults cleared |
 //!
 //! When several per-path faults are on, the delay comes first, then the
@@ -114,7 +117,8 @@
 //!  "token_ttl_secs":300,"slow_page_delay_ms":1500,"report_pending_ms":3000,
 //!  "report_pending_forever":false,"telemetry_age_ms":5000,"stale_devices":0,
 //!  "stale_age_ms":3600000,"backup_age_ms":300000,"command_outcome":"executed",
-//!  "command_delay_ms":1000,"alert_queue_depth":12,"alert_oldest_age_seconds":30}
+//!  "command_delay_ms":1000,"alert_queue_depth":12,"alert_oldest_age_seconds":30,
+//!  "registry_missing_devices":0,"registry_extra_devices":0}
 //! ```
 //!
 //! `POST /_faults` takes a partial update ([`FaultPatch`]): every field is
@@ -558,6 +562,7 @@ fn allowed_methods(segs: &[&str]) -> Option<&'static str> {
         ["api", "reports", _] => GET,
         ["api", "telemetry", "devices"] | ["api", "backup", "status"] => GET,
         ["api", "alerts", "queue"] | ["api", "commands", _] => GET,
+        ["api", "registry", "devices"] | ["api", "telemetry", "summary"] => GET,
         ["api", "devices", _, "commands"] => POST,
         _ => return None,
     })
@@ -667,6 +672,8 @@ async fn route(state: &Arc<State>, req: Request<Incoming>) -> anyhow::Result<Res
         ["api", "telemetry", "devices"] => apis::telemetry(&faults),
         ["api", "backup", "status"] => apis::backup(&faults),
         ["api", "alerts", "queue"] => apis::alert_queue(&faults),
+        ["api", "registry", "devices"] => apis::registry(&faults),
+        ["api", "telemetry", "summary"] => apis::telemetry_summary(),
         ["api", "devices", device, "commands"] => state.apis.create_command(&faults, device, &body),
         ["api", "commands", id] => state.apis.command_status(id),
         ["_faults"] if is_get => json(StatusCode::OK, &serde_json::to_value(&faults)?),
