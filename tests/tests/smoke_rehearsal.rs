@@ -10,8 +10,8 @@
 //!   test's own helper), while a service agent with the same config runs
 //!   and holds the buffer; a refused first attempt is retried;
 //! * SIGTERM ends a run cleanly, reported as finished and not green;
-//! * against the collector of this branch, which answers `unimplemented`,
-//!   a green run exits 3 and says the rehearsal was not recorded.
+//! * against the real collector: the rehearsal is recorded (exit 0) and
+//!   the collector's API shows it met, with the agent's elapsed time.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -569,11 +569,12 @@ async fn sigterm_ends_the_run_finished_and_not_green() -> Result<()> {
     Ok(())
 }
 
-/// The collector on this branch does not record rehearsals yet (it
-/// answers `unimplemented`): a green run exits 3 and says so. Once the
-/// collector records them, this expectation becomes exit 0.
+/// End to end with the real collector: a rehearsal whose page fails and
+/// then recovers is recorded (exit 0), and the collector's API shows it
+/// met against the scenario's RTO, with the same elapsed time the agent
+/// printed and the check that failed on the way.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_collector_that_does_not_record_rehearsals_gives_exit_3() -> Result<()> {
+async fn the_collector_records_the_rehearsal_and_judges_its_rto() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let portal = Portal::start().await?;
     let collector = TestCollector::start(&dir.path().join("collector")).await?;
@@ -581,16 +582,69 @@ async fn a_collector_that_does_not_record_rehearsals_gives_exit_3() -> Result<()
         dir.path(),
         &agent_config(dir.path(), &portal, &collector.endpoint(), ""),
     )?;
-    let out = finish(spawn_smoke(&config, &[])?, Duration::from_secs(60)).await?;
-    assert_eq!(out.code, Some(3), "{}\n{}", out.stdout, out.stderr);
-    assert!(line(&out.stdout, "result:").starts_with("GREEN after"));
+    portal.faults().set_status("/portal/reports", Some(503));
+    let child = spawn_smoke(
+        &config,
+        &[
+            "--until-green",
+            "--every",
+            "1s",
+            "--timeout",
+            "60s",
+            "--label",
+            "rehearsal=dr-e2e",
+            "--scenario",
+            "single_service",
+        ],
+    )?;
+    eventually(
+        Duration::from_secs(30),
+        "two rounds against the failing page",
+        || async { (portal.hits("/portal/reports") >= 2).then_some(()) },
+    )
+    .await?;
+    portal.faults().clear_path("/portal/reports");
+    let out = finish(child, Duration::from_secs(60)).await?;
+    assert_eq!(out.code, Some(0), "{}\n{}", out.stdout, out.stderr);
     let said = line(&out.stdout, "collector:");
     assert!(
-        said.starts_with("the collector did not record this rehearsal: the collector refused it:")
-            && said.contains("unimplemented"),
+        said.starts_with("recorded; scenario single_service, RTO 1h: met"),
         "{}",
         out.stdout
     );
+    let after = green_after(&out.stdout);
+    let rounds: u64 = line(&out.stdout, "rounds:").parse()?;
+    let (status, body) =
+        outpost_tests::harness::http_get(&collector.http_url("/api/v1/rehearsals")).await?;
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body)?;
+    let list = v["rehearsals"].as_array().cloned().unwrap_or_default();
+    assert_eq!(list.len(), 1, "{v}");
+    let r = &list[0];
+    assert_eq!(r["agent"], "smoke-test");
+    assert_eq!(r["name"], "dr-e2e");
+    assert_eq!(r["status"], "met", "{r}");
+    assert_eq!(r["scenario"], "single_service");
+    assert_eq!(r["rto_seconds"], 3_600);
+    assert_eq!(r["rounds"].as_u64(), Some(rounds), "{r}");
+    assert_eq!(r["finished"], true);
+    let elapsed = r["elapsed_seconds"].as_f64().unwrap_or(-1.0);
+    assert!(
+        (elapsed - after).abs() < 0.1,
+        "api {elapsed} s, agent {after} s"
+    );
+    let failed = r["failed_on_the_way"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(failed.len(), 1, "{r}");
+    assert_eq!(failed[0]["check"], "reports");
+    assert!(failed[0]["times_failed"].as_u64().unwrap_or(0) >= 2, "{r}");
+    assert_eq!(failed[0]["last_outcome"], "ok");
+    // Rehearsal results are not the agent's results: nothing was stored.
+    let (_, agents) =
+        outpost_tests::harness::http_get(&collector.http_url("/api/v1/agents")).await?;
+    assert!(!agents.contains("smoke-test"), "{agents}");
     collector.stop().await?;
     portal.shutdown().await;
     Ok(())
