@@ -25,7 +25,14 @@ pub fn section(h: &mut String, list: &serde_json::Value) {
         .as_array()
         .map(Vec::as_slice)
         .unwrap_or_default();
-    let _ = write!(h, "<h2>Restore rehearsals ({})</h2>", all.len());
+    let held = list["held"].as_u64().unwrap_or(all.len() as u64);
+    let _ = write!(h, "<h2>Restore rehearsals ({held})</h2>");
+    if held > MAX_SHOWN as u64 {
+        let _ = write!(
+            h,
+            "<p class=muted>The newest {MAX_SHOWN}; all in <a href=/api/v1/rehearsals>/api/v1/rehearsals</a>.</p>"
+        );
+    }
     if all.is_empty() {
         h.push_str("<p class=muted>No restore rehearsal recorded yet (<code>outpost-agent smoke --until-green</code>).</p>");
         return;
