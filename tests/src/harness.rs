@@ -466,3 +466,19 @@ pub async fn buffer_report(config: &Path) -> Result<BufferReport> {
         dropped_buffer_full: num("dropped buffer_full")?,
     })
 }
+
+/// The UTC calendar month of `ms` (unix milliseconds) as `YYYY-MM`, and
+/// the unix milliseconds of its first instant (civil-from-days).
+pub fn utc_month(ms: i64) -> (String, i64) {
+    let days = ms.div_euclid(86_400_000);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (format!("{y:04}-{m:02}"), (days - (d - 1)) * 86_400_000)
+}

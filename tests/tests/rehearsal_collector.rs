@@ -28,21 +28,6 @@ fn sha256_hex(s: &str) -> String {
         .collect()
 }
 
-/// Civil month `YYYY-MM` of unix ms, and that month's first millisecond.
-fn month_of(ms: i64) -> (String, i64) {
-    let days = ms.div_euclid(86_400_000);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (format!("{y:04}-{m:02}"), (days - (d - 1)) * 86_400_000)
-}
-
 fn result(check: &str, outcome: pb::Outcome, at: i64, error: &str) -> pb::CheckResult {
     pb::CheckResult {
         seq: 0,
@@ -145,7 +130,7 @@ async fn rehearsals_are_recorded_judged_and_shown_but_never_page() -> Result<()>
     let c = start(dir.path()).await?;
     let ep = c.endpoint();
     let now = now_ms();
-    let (month, month_start) = month_of(now);
+    let (month, month_start) = outpost_tests::harness::utc_month(now);
     // Every crafted start lies in the current month.
     let base = now.max(month_start + 6 * 3_600_000);
 

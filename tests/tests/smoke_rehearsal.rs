@@ -641,6 +641,39 @@ async fn the_collector_records_the_rehearsal_and_judges_its_rto() -> Result<()> 
     assert_eq!(failed[0]["check"], "reports");
     assert!(failed[0]["times_failed"].as_u64().unwrap_or(0) >= 2, "{r}");
     assert_eq!(failed[0]["last_outcome"], "ok");
+    // The monthly evidence report confirms it, RTO met.
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as i64;
+    let (month, _) = outpost_tests::harness::utc_month(now_ms);
+    let out_md = dir.path().join("report.md");
+    let report = outpost_tests::harness::run_bin(
+        "outpost-collector",
+        &[
+            "report",
+            "--url",
+            &collector.http_url(""),
+            "--month",
+            &month,
+            "--out",
+            out_md.to_str().unwrap_or_default(),
+            "--format",
+            "md",
+        ],
+    )
+    .await?;
+    assert_eq!(report.code, Some(0), "report failed: {}", report.stderr);
+    let md = std::fs::read_to_string(&out_md)?;
+    let row = md
+        .lines()
+        .find(|l| l.starts_with("| dr-e2e |"))
+        .unwrap_or_default();
+    assert!(
+        md.contains("## Restore rehearsal confirmation (1 rehearsal")
+            && row.contains("| RTO met |")
+            && row.contains("reports failed"),
+        "{md}"
+    );
     // Rehearsal results are not the agent's results: nothing was stored.
     let (_, agents) =
         outpost_tests::harness::http_get(&collector.http_url("/api/v1/agents")).await?;

@@ -97,12 +97,19 @@ fn covers(c: &serde_json::Value) -> String {
     parts.join("; ")
 }
 
+fn count(n: usize) -> String {
+    match n {
+        1 => "1 rehearsal".into(),
+        n => format!("{n} rehearsals"),
+    }
+}
+
 /// The HTML sections.
 pub fn html(h: &mut String, r: &Report) {
     let _ = write!(
         h,
-        "<h2>Restore rehearsal confirmation ({} rehearsals)</h2>",
-        r.rehearsals.len()
+        "<h2>Restore rehearsal confirmation ({})</h2>",
+        count(r.rehearsals.len())
     );
     if r.rehearsals.is_empty() {
         h.push_str("<p class=muted>No restore rehearsal started this month.</p>");
@@ -144,8 +151,8 @@ pub fn html(h: &mut String, r: &Report) {
 pub fn markdown(m: &mut String, r: &Report) {
     let _ = writeln!(
         m,
-        "\n## Restore rehearsal confirmation ({} rehearsals)\n",
-        r.rehearsals.len()
+        "\n## Restore rehearsal confirmation ({})\n",
+        count(r.rehearsals.len())
     );
     if r.rehearsals.is_empty() {
         m.push_str("No restore rehearsal started this month.\n");

@@ -303,7 +303,7 @@ mod tests {
     #[test]
     fn rehearsals_and_contacts_are_listed() {
         let h = html(&report());
-        assert!(h.contains("Restore rehearsal confirmation (1 rehearsals)"));
+        assert!(h.contains("Restore rehearsal confirmation (1 rehearsal)"));
         assert!(
             h.contains("RTO missed") && h.contains("2 h 0 min") && h.contains("reports failed 2×")
         );
