@@ -69,7 +69,7 @@ async fn connected(http: &str, prefix: &str) -> usize {
     let Ok(text) = http_get(http, "/metrics").await else {
         return 0;
     };
-    let head = format!("outpost_agent_connected{{agent=\"{prefix}");
+    let head = format!("outpost_agent_up{{agent=\"{prefix}");
     text.lines()
         .filter(|l| l.starts_with(&head) && l.trim_end().ends_with(" 1"))
         .count()
