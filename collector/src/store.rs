@@ -51,7 +51,7 @@ const MAX_GROUP: usize = 256;
 /// Most results in one stored chunk. Keeps a chunk (~130 bytes a result)
 /// well below the size at which sled 0.34 writes a value as a separate
 /// blob file.
-pub const CHUNK_RESULTS: usize = 128;
+pub const CHUNK_RESULTS: usize = 32;
 /// The results tree (chunks). The first layout, one key per result in a
 /// tree named `results`, predates any release and is not read.
 const RESULTS_TREE: &str = "result_chunks";
