@@ -172,7 +172,11 @@ pub async fn run(opts: Options) -> Result<()> {
     let mut per_level: Vec<Vec<(u64, f64)>> = vec![Vec::new(); levels.len()];
     for r in 0..runs {
         eprintln!("connections: run {}/{runs} ...", r + 1);
-        let dir = opts.keep.clone().unwrap_or_else(|| tmp.path().to_path_buf()).join(format!("conn-{r}"));
+        let dir = opts
+            .keep
+            .clone()
+            .unwrap_or_else(|| tmp.path().to_path_buf())
+            .join(format!("conn-{r}"));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
         let (base, got) = one_run(&bin, &dir, &levels, &format!("conn{r}-"))
@@ -209,7 +213,10 @@ fn render(
         HEARTBEAT.as_secs(),
         base.map_or("?".into(), |b| b.show(1))
     );
-    let _ = writeln!(md, "| agents | collector RSS MiB | KiB per idle agent | goal | met |");
+    let _ = writeln!(
+        md,
+        "| agents | collector RSS MiB | KiB per idle agent | goal | met |"
+    );
     let _ = writeln!(md, "|---:|---:|---:|---|---|");
     for (level, samples) in levels.iter().zip(per_level) {
         let rss: Vec<f64> = samples.iter().map(|(r, _)| mib(*r)).collect();

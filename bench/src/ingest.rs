@@ -143,7 +143,9 @@ async fn check_accounting(http: &str, prefix: &str, outcome: &Outcome) -> Result
     for (agent, acked) in &outcome.per_agent {
         let got = stored_map.get(agent.as_str()).copied().unwrap_or(-1.0);
         if got as u64 != *acked {
-            bail!("accounting is off for {agent}: the collector stored {got}, acknowledged {acked}");
+            bail!(
+                "accounting is off for {agent}: the collector stored {got}, acknowledged {acked}"
+            );
         }
     }
     let total: f64 = stored.iter().map(|(_, v)| v).sum();
@@ -225,7 +227,10 @@ pub async fn run(opts: Options) -> Result<()> {
             ..Row::default()
         };
         for r in 0..runs {
-            eprintln!("ingest: {n} streams, batch {batch}, run {}/{runs} ...", r + 1);
+            eprintln!(
+                "ingest: {n} streams, batch {batch}, run {}/{runs} ...",
+                r + 1
+            );
             // The real collector.
             let prefix = format!("ing{r}-");
             let dir = work_dir(opts.keep.as_deref(), tmp.path(), &format!("c-{n}-{r}"))?;
@@ -413,7 +418,7 @@ fn render(rows: &[Row], runs: usize, secs: f64, quick: bool) -> Part {
     }
     let _ = writeln!(
         md,
-        "\nBatch: the agent's default `batch_max` (2,000) for small fleets, 100,000 / agents for large ones (a fleet of 1,000 sends batches of 100). Floors: *tonic* is an `Ingest` server in the bench crate (the generated trait, prost decoding, the collector's message bounds) that acknowledges each batch at once and stores nothing; *sled* is sled alone with the collector's settings writing, per group of min(agents, 256) batches, one value per batch (the batch's encoded results) and one agent record per batch, then flushing — no network. The load generator shares the 2 cores with the server it measures; it is the same for the collector and the tonic floor. Idle-connection memory is in the connections part."
+        "\nBatch: the agent's default `batch_max` (2,000) for small fleets, 100,000 / agents for large ones (a fleet of 1,000 sends batches of 100). Floors: *tonic* is an `Ingest` server in the bench crate (the generated trait, prost decoding, the collector's message bounds) that acknowledges each batch at once and stores nothing; *sled* is sled alone with the collector's settings and layout writing, per group of min(agents, 256) batches, each batch's encoded results in values of 32 (the store's chunk) and one agent record per batch, then flushing — no network (`bench/src/ingest/sled_floor.rs`). The load generator shares the 2 cores with the server it measures; it is the same for the collector and the tonic floor. Idle-connection memory is in the connections part."
     );
     Part {
         section: "ingest".into(),

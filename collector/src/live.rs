@@ -278,6 +278,9 @@ mod tests {
         assert_eq!(grouped.series_overflow_total, 2);
         assert_eq!(reference.series_overflow_total, 2);
         assert_eq!(grouped.ingest.results_stored_total, 10);
-        assert_eq!(grouped.series[&("x".to_string(), "a".to_string())].last.seq, 4);
+        assert_eq!(
+            grouped.series[&("x".to_string(), "a".to_string())].last.seq,
+            4
+        );
     }
 }

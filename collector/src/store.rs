@@ -741,6 +741,33 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn reads_start_mid_chunk_and_cross_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("store")).unwrap();
+        s.hello(&hello(1), 0).unwrap();
+        s.ingest("a1", &(1..=100).map(rec).collect::<Vec<_>>(), None, 0)
+            .unwrap();
+        s.ingest("a1", &(101..=110).map(rec).collect::<Vec<_>>(), None, 0)
+            .unwrap();
+        fn seqs(s: &Store, after: u64, limit: usize) -> Vec<u64> {
+            s.results_after("a1", after, limit)
+                .unwrap()
+                .iter()
+                .map(|r| r.seq)
+                .collect()
+        }
+        assert_eq!(seqs(&s, 40, 10), (41..=50).collect::<Vec<_>>());
+        assert_eq!(seqs(&s, 60, 1000), (61..=110).collect::<Vec<_>>());
+        assert_eq!(seqs(&s, 0, 3), vec![1, 2, 3]);
+        assert!(seqs(&s, 110, 10).is_empty());
+        assert!(s.results_after("a2", 0, 10).unwrap().is_empty());
+        // 100 results in chunks of CHUNK_RESULTS, then one chunk of 10.
+        assert_eq!(s.results.len(), 100_usize.div_ceil(CHUNK_RESULTS) + 1);
+        assert_eq!(s.prune(1_000 * 50 + 1).unwrap(), 50);
+        assert_eq!(seqs(&s, 0, 1), vec![51]);
+    }
+
+    #[tokio::test]
     async fn prune_removes_only_old_results() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Store::open(&dir.path().join("store")).unwrap();

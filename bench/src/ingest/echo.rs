@@ -40,7 +40,9 @@ impl pb::ingest_server::Ingest for Echo {
             msg: Some(pb::agent_message::Msg::Hello(hello)),
         }) = inbound.message().await?
         else {
-            return Err(Status::invalid_argument("the first message must be a hello"));
+            return Err(Status::invalid_argument(
+                "the first message must be a hello",
+            ));
         };
         let (tx, rx) = mpsc::channel(4);
         let mut hwm = hello.buffer_origin_seq.saturating_sub(1);

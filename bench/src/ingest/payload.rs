@@ -62,9 +62,7 @@ impl Templates {
     /// `dropped_through`, framed like the agent frames it.
     pub fn batch(&self, first: u64, n: u64, dropped_through: Option<u64>) -> Bytes {
         let record = |len: usize| 1 + encoded_len_varint(len as u64) + len;
-        let mut inner: usize = (first..first + n)
-            .map(|s| record(self.result_len(s)))
-            .sum();
+        let mut inner: usize = (first..first + n).map(|s| record(self.result_len(s))).sum();
         if let Some(v) = dropped_through {
             inner += 1 + encoded_len_varint(v);
         }

@@ -106,10 +106,7 @@ pub async fn collector(bin: &Path, dir: &Path, agents: &[String]) -> Result<Serv
     let ids: Vec<String> = agents.iter().map(|a| format!("{a:?}")).collect();
     std::fs::write(
         &config,
-        format!(
-            "[auth]\nallowed_agents = [{}]\n",
-            ids.join(", ")
-        ),
+        format!("[auth]\nallowed_agents = [{}]\n", ids.join(", ")),
     )?;
     let mut cmd = Command::new(bin);
     cmd.arg("-c")

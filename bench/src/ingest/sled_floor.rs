@@ -6,13 +6,14 @@
 //! collector's store (64 MiB cache, background flush every second), two
 //! trees. Per group commit it takes one batch from each of
 //! `min(streams, 256)` agents (256 = the store task's largest group), and
-//! for each batch inserts one value holding the batch's results (the
-//! encoded bytes of `batch` real results, so the same value sizes) under
-//! `agent \0 first_seq`, plus the agent's state record (a 160-byte value)
-//! under the agent id; then it flushes (`Db::flush`, an fsync) before the
-//! next group. That is the least a sled store must do to make these
-//! results durable before acknowledging them: one key per batch, one
-//! state write per batch, one flush per group.
+//! for each batch inserts the batch's results in chunks of [`CHUNK`] (the
+//! encoded bytes of 32 real results per value, the collector store's
+//! chunk) under `agent \0 first_seq`, plus the agent's state record (a
+//! 160-byte value) under the agent id; then it flushes (`Db::flush`, an
+//! fsync) before the next group. That is the least a sled store with the
+//! collector's layout must do to make these results durable before
+//! acknowledging them: one key per chunk, one state write per agent, one
+//! flush per group.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -24,6 +25,8 @@ use super::payload::Templates;
 
 /// The store task's largest group of commands.
 pub const MAX_GROUP: usize = 256;
+/// Results per stored value: the collector's `store::CHUNK_RESULTS`.
+pub const CHUNK: u64 = 32;
 
 /// Runs for `duration`; returns (results made durable, elapsed).
 pub fn run(
@@ -54,13 +57,17 @@ pub fn run(
         for _ in 0..group {
             let i = cursor % streams;
             cursor += 1;
-            let first = next[i];
-            let value = templates.batch(first, batch, Some(0));
-            let mut key = Vec::with_capacity(ids[i].len() + 9);
-            key.extend_from_slice(ids[i].as_bytes());
-            key.push(0);
-            key.extend_from_slice(&first.to_be_bytes());
-            results.insert(key, value.as_ref())?;
+            let mut first = next[i];
+            while first < next[i] + batch {
+                let n = CHUNK.min(next[i] + batch - first);
+                let value = templates.batch(first, n, None);
+                let mut key = Vec::with_capacity(ids[i].len() + 9);
+                key.extend_from_slice(ids[i].as_bytes());
+                key.push(0);
+                key.extend_from_slice(&first.to_be_bytes());
+                results.insert(key, value.as_ref())?;
+                first += n;
+            }
             agents.insert(ids[i].as_bytes(), state.as_slice())?;
             next[i] += batch;
             done += batch;
