@@ -25,7 +25,7 @@ use crate::report::{Figure, Part, Stats};
 /// Heartbeat period of the simulated agents (the agent's default is 15 s;
 /// shorter here so every agent sends some while it is measured).
 pub const HEARTBEAT: Duration = Duration::from_secs(2);
-/// Idle time at each level before sampling.
+/// Idle time at each level before sampling (quick: half).
 const IDLE: Duration = Duration::from_secs(5);
 /// Goal: bytes per idle agent.
 pub const GOAL_BYTES: f64 = 64.0 * 1024.0;
@@ -102,6 +102,7 @@ async fn one_run(
     dir: &std::path::Path,
     levels: &[usize],
     prefix: &str,
+    idle_for: Duration,
 ) -> Result<(u64, Vec<(usize, u64, f64)>)> {
     let max = levels.iter().copied().max().unwrap_or(0);
     let ids: Vec<String> = (0..max).map(|i| format!("{prefix}{i}")).collect();
@@ -128,7 +129,7 @@ async fn one_run(
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        tokio::time::sleep(IDLE).await;
+        tokio::time::sleep(idle_for).await;
         if held.len() != open {
             bail!("{} of {open} streams ended while idle", open - held.len());
         }
@@ -179,7 +180,8 @@ pub async fn run(opts: Options) -> Result<()> {
             .join(format!("conn-{r}"));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
-        let (base, got) = one_run(&bin, &dir, &levels, &format!("conn{r}-"))
+        let idle_for = if opts.quick { IDLE / 2 } else { IDLE };
+        let (base, got) = one_run(&bin, &dir, &levels, &format!("conn{r}-"), idle_for)
             .await
             .with_context(|| format!("see {}", dir.join("collector.log").display()))?;
         bases.push(mib(base));

@@ -88,8 +88,9 @@ struct Measured {
 }
 
 impl Measured {
+    /// CPU milliseconds per 1,000 results.
     fn cpu_per_1000(&self) -> f64 {
-        self.cpu_s / (self.outcome.results.max(1) as f64) * 1000.0
+        self.cpu_s * 1000.0 / (self.outcome.results.max(1) as f64) * 1000.0
     }
 }
 
@@ -379,7 +380,7 @@ fn render(rows: &[Row], runs: usize, secs: f64, quick: bool) -> Part {
     );
     let _ = writeln!(
         md,
-        "| agents | durable results/s | p99 ack ms | collector CPU s per 1,000 results | collector peak RSS MiB | tonic floor CPU s per 1,000 results |"
+        "| agents | durable results/s | p99 ack ms | collector CPU ms per 1,000 results | collector peak RSS MiB | tonic floor CPU ms per 1,000 results |"
     );
     let _ = writeln!(md, "|---:|---:|---:|---:|---:|---:|");
     for row in rows {
@@ -398,14 +399,14 @@ fn render(rows: &[Row], runs: usize, secs: f64, quick: bool) -> Part {
             "| {n} | {} | {} | {} | {} | {} |",
             rate.show(0),
             p99.show(1),
-            cpu.show(3),
+            cpu.show(2),
             rss.show(1),
-            ecpu.show(3)
+            ecpu.show(2)
         );
         let k = format!("streams_{n}");
         figures.push(fig(
-            format!("ingest.collector_cpu_s_per_1000.{k}"),
-            "s",
+            format!("ingest.collector_cpu_ms_per_1000.{k}"),
+            "ms",
             cpu,
             None,
         ));
@@ -418,7 +419,7 @@ fn render(rows: &[Row], runs: usize, secs: f64, quick: bool) -> Part {
     }
     let _ = writeln!(
         md,
-        "\nBatch: the agent's default `batch_max` (2,000) for small fleets, 100,000 / agents for large ones (a fleet of 1,000 sends batches of 100). Floors: *tonic* is an `Ingest` server in the bench crate (the generated trait, prost decoding, the collector's message bounds) that acknowledges each batch at once and stores nothing; *sled* is sled alone with the collector's settings and layout writing, per group of min(agents, 256) batches, each batch's encoded results in values of 32 (the store's chunk) and one agent record per batch, then flushing — no network (`bench/src/ingest/sled_floor.rs`). The load generator shares the 2 cores with the server it measures; it is the same for the collector and the tonic floor. Idle-connection memory is in the connections part."
+        "\nBatch: the agent's default `batch_max` (2,000) for small fleets, 100,000 / agents for large ones (a fleet of 1,000 sends batches of 100). Floors: *tonic* is an `Ingest` server in the bench crate (the generated trait, prost decoding, the collector's message bounds) that acknowledges each batch at once and stores nothing; *sled* is sled alone with the collector's settings and layout writing, per group of min(agents, 256) batches, each batch's encoded results in values of 32 (the store's chunk) and one agent record per batch, then flushing — no network (`bench/src/ingest/sled_floor.rs`). The load generator shares the 2 cores with the server it measures; it is the same for the collector and the tonic floor. Ack latency is measured at saturation: every stream keeps 4 batches in flight, so it is about the results in flight divided by the throughput (Little's law), not the cost of one group commit. Idle-connection memory is in the connections part."
     );
     Part {
         section: "ingest".into(),
