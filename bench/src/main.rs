@@ -12,9 +12,14 @@
 //!   builds the release binaries and runs it; BENCHMARKS.md has figures.
 //! * `outpost-bench slow` drains through a link that stalls, then crawls
 //!   (the test harness's fault proxy): the agent's RSS must stay flat.
+//! * `outpost-bench ingest` measures the collector's durable results/s
+//!   with N simulated agents against the tonic and sled floors;
+//!   `outpost-bench connections` its memory per idle connected agent.
 
+mod connections;
 mod drain;
 mod fill;
+mod ingest;
 mod procfs;
 mod procs;
 pub mod report;
@@ -59,6 +64,11 @@ enum Command {
     /// Drain through a stalled, then throttled link (a slow collector):
     /// the agent's memory must not grow.
     Slow(slow::Options),
+    /// Collector ingest: durable results/s with N simulated agents,
+    /// against the tonic and sled floors.
+    Ingest(ingest::Options),
+    /// Collector memory per connected idle agent.
+    Connections(connections::Options),
 }
 
 fn main() -> ExitCode {
@@ -103,6 +113,8 @@ fn main() -> ExitCode {
             }
             Command::Drain(opts) => drain::run(opts).await,
             Command::Slow(opts) => slow::run(opts).await,
+            Command::Ingest(opts) => ingest::run(opts).await,
+            Command::Connections(opts) => connections::run(opts).await,
         }
     });
     match result {

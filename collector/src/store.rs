@@ -2,12 +2,17 @@
 //! sled — and the task that owns it.
 //!
 //! Invariants:
-//! * **Idempotent by (agent, sequence).** A result is stored under
-//!   `agent_id \0 seq(BE)`. Each agent has a persisted high-water mark
+//! * **Idempotent by (agent, sequence).** Results are stored in chunks:
+//!   the fresh results of one batch, at most [`CHUNK_RESULTS`] per chunk,
+//!   ascending, as one value under `agent_id \0 first_seq(BE)` in the
+//!   `result_chunks` tree (one sled insert per chunk instead of one per
+//!   result; readers find the chunk holding a sequence by the last key at
+//!   or below it). Each agent has a persisted high-water mark
 //!   (`hwm`): every sequence `<= hwm` is stored or was announced as
 //!   dropped. A result with `seq <= hwm` is a duplicate and is counted,
 //!   not stored again — across restarts too, because the hwm is persisted
-//!   in the same flush as the results.
+//!   in the same flush as the results (agent records changed since the
+//!   last flush are written by [`Store::flush`] just before it syncs).
 //! * **Flushed before acknowledged.** The store task applies a group of
 //!   commands, calls `flush_async`, and only then answers; the ingest
 //!   session sends the ack after that answer.
@@ -25,7 +30,7 @@
 //!   channel. When the channel is full, handlers wait, which
 //!   back-pressures agents through HTTP/2 flow control; nothing is dropped.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -43,6 +48,13 @@ const CACHE_CAPACITY: u64 = 64 * 1024 * 1024;
 pub const CHANNEL_CAPACITY: usize = 1024;
 /// Most commands applied in one group commit.
 const MAX_GROUP: usize = 256;
+/// Most results in one stored chunk. Keeps a chunk (~130 bytes a result)
+/// well below the size at which sled 0.34 writes a value as a separate
+/// blob file.
+pub const CHUNK_RESULTS: usize = 32;
+/// The results tree (chunks). The first layout, one key per result in a
+/// tree named `results`, predates any release and is not read.
+const RESULTS_TREE: &str = "result_chunks";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -86,6 +98,8 @@ pub struct Store {
     results: sled::Tree,
     agents_tree: sled::Tree,
     agents: HashMap<String, AgentState>,
+    /// Agents whose record changed since the last flush.
+    dirty: HashSet<String>,
 }
 
 pub fn now_unix_ms() -> i64 {
@@ -129,7 +143,7 @@ impl Store {
             .flush_every_ms(Some(1000))
             .open()
             .map_err(sled_err)?;
-        let results = db.open_tree("results").map_err(sled_err)?;
+        let results = db.open_tree(RESULTS_TREE).map_err(sled_err)?;
         let agents_tree = db.open_tree("agents").map_err(sled_err)?;
         let mut agents = HashMap::new();
         for kv in agents_tree.iter() {
@@ -143,6 +157,7 @@ impl Store {
             results,
             agents_tree,
             agents,
+            dirty: HashSet::new(),
         })
     }
 
@@ -168,13 +183,28 @@ impl Store {
         &self.agents
     }
 
-    fn save_agent(&self, id: &str) -> Result<(), StoreError> {
-        if let Some(state) = self.agents.get(id) {
-            self.agents_tree
-                .insert(id.as_bytes(), codec::encode(state)?)
-                .map_err(|e| self.sled_err(e))?;
+    /// Marks an agent's record for the next [`Store::flush`].
+    fn save_agent(&mut self, id: &str) -> Result<(), StoreError> {
+        if !self.dirty.contains(id) {
+            self.dirty.insert(id.to_string());
         }
         Ok(())
+    }
+
+    /// Writes the records of the agents changed since the last flush.
+    fn write_dirty(&mut self) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for id in self.dirty.drain() {
+            if let Some(state) = self.agents.get(&id) {
+                batch.insert(id.as_bytes(), codec::encode(state)?);
+            }
+        }
+        self.agents_tree
+            .apply_batch(batch)
+            .map_err(|e| StoreError::Sled {
+                path: self.path.clone(),
+                source: e,
+            })
     }
 
     /// Registers a hello; returns the agent's high-water mark.
@@ -230,41 +260,55 @@ impl Store {
         dropped_through: Option<u64>,
         now_ms: i64,
     ) -> Result<Ingested, StoreError> {
-        let mut state = self.agents.get(agent).cloned().unwrap_or_default();
         let mut out = Ingested::default();
-        let mut batch = sled::Batch::default();
-        for r in results {
-            if r.seq <= state.hwm {
+        let state = self.agents.entry(agent.to_string()).or_default();
+        let mut hwm = state.hwm;
+        // Results arrive ascending (ingest validated it): the fresh ones
+        // are a suffix, stored as chunks.
+        let mut fresh_from = results.len();
+        for (i, r) in results.iter().enumerate() {
+            if r.seq <= hwm {
                 out.duplicates += 1;
                 continue;
             }
-            if r.seq > state.hwm + 1 {
-                let missing = r.seq - state.hwm - 1;
-                let announced = dropped_through
-                    .map_or(missing, |d| (r.seq - 1).min(d).saturating_sub(state.hwm));
+            fresh_from = fresh_from.min(i);
+            if r.seq > hwm + 1 {
+                let missing = r.seq - hwm - 1;
+                let announced =
+                    dropped_through.map_or(missing, |d| (r.seq - 1).min(d).saturating_sub(hwm));
                 out.gap += announced;
                 out.lost += missing - announced;
             }
-            batch.insert(result_key(agent, r.seq), codec::encode(r)?);
-            state.hwm = r.seq;
+            hwm = r.seq;
             out.stored += 1;
         }
-        self.results
-            .apply_batch(batch)
-            .map_err(|e| self.sled_err(e))?;
+        if out.stored > 0 {
+            let mut batch = sled::Batch::default();
+            for chunk in results[fresh_from..].chunks(CHUNK_RESULTS) {
+                batch.insert(result_key(agent, chunk[0].seq), codec::encode(&chunk)?);
+            }
+            self.results
+                .apply_batch(batch)
+                .map_err(|e| StoreError::Sled {
+                    path: self.path.clone(),
+                    source: e,
+                })?;
+        }
+        let state = self.agents.entry(agent.to_string()).or_default();
+        state.hwm = hwm;
         state.stored += out.stored;
         state.duplicates += out.duplicates;
         state.gap_results += out.gap;
         state.lost_results += out.lost;
         state.last_seen_unix_ms = now_ms;
-        out.hwm = state.hwm;
-        self.agents.insert(agent.to_string(), state);
+        out.hwm = hwm;
         self.save_agent(agent)?;
         Ok(out)
     }
 
-    /// Makes every prior write durable.
-    pub async fn flush(&self) -> Result<(), StoreError> {
+    /// Makes every prior write durable (agent records included).
+    pub async fn flush(&mut self) -> Result<(), StoreError> {
+        self.write_dirty()?;
         self.db
             .flush_async()
             .await
@@ -279,18 +323,37 @@ impl Store {
         after: u64,
         limit: usize,
     ) -> Result<Vec<ResultRecord>, StoreError> {
-        let start = result_key(agent, after.saturating_add(1));
+        let first = after.saturating_add(1);
         let end = result_key(agent, u64::MAX);
+        // The chunk holding `first` starts at or below it.
+        let from = match self
+            .results
+            .range(result_key(agent, 0)..=result_key(agent, first))
+            .next_back()
+        {
+            Some(kv) => kv.map_err(|e| self.sled_err(e))?.0.to_vec(),
+            None => result_key(agent, first),
+        };
         let mut out = Vec::new();
-        for kv in self.results.range(start..=end).take(limit) {
+        if limit == 0 {
+            return Ok(out);
+        }
+        for kv in self.results.range(from..=end) {
             let (_, v) = kv.map_err(|e| self.sled_err(e))?;
-            out.push(codec::decode(&v)?);
+            let chunk: Vec<ResultRecord> = codec::decode(&v)?;
+            for r in chunk.into_iter().filter(|r| r.seq >= first) {
+                out.push(r);
+                if out.len() >= limit {
+                    return Ok(out);
+                }
+            }
         }
         Ok(out)
     }
 
     /// Deletes results that started before `cutoff_ms`. Sequences rise with
-    /// time per agent, so each agent's scan stops at its first newer result.
+    /// time per agent, so each agent's scan stops at its first newer result
+    /// (a chunk holding both is rewritten with its newer results).
     pub fn prune(&mut self, cutoff_ms: i64) -> Result<u64, StoreError> {
         let mut removed = 0;
         let ids: Vec<String> = self.agents.keys().cloned().collect();
@@ -300,12 +363,21 @@ impl Store {
             let mut batch = sled::Batch::default();
             for kv in self.results.range(start..=end) {
                 let (k, v) = kv.map_err(|e| self.sled_err(e))?;
-                let r: ResultRecord = codec::decode(&v)?;
-                if r.started_unix_ms >= cutoff_ms {
+                let chunk: Vec<ResultRecord> = codec::decode(&v)?;
+                let old = chunk
+                    .iter()
+                    .take_while(|r| r.started_unix_ms < cutoff_ms)
+                    .count();
+                if old == 0 {
                     break;
                 }
                 batch.remove(k);
-                removed += 1;
+                removed += old as u64;
+                if old < chunk.len() {
+                    let rest = &chunk[old..];
+                    batch.insert(result_key(&id, rest[0].seq), codec::encode(&rest)?);
+                    break;
+                }
             }
             self.results
                 .apply_batch(batch)
@@ -666,6 +738,33 @@ mod tests {
         assert_eq!(s.agents()["a1"].buffer_resets, 1);
         let r = s.ingest("a1", &[rec(5_000)], None, 0).unwrap();
         assert_eq!((r.stored, r.gap), (1, 0));
+    }
+
+    #[tokio::test]
+    async fn reads_start_mid_chunk_and_cross_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("store")).unwrap();
+        s.hello(&hello(1), 0).unwrap();
+        s.ingest("a1", &(1..=100).map(rec).collect::<Vec<_>>(), None, 0)
+            .unwrap();
+        s.ingest("a1", &(101..=110).map(rec).collect::<Vec<_>>(), None, 0)
+            .unwrap();
+        fn seqs(s: &Store, after: u64, limit: usize) -> Vec<u64> {
+            s.results_after("a1", after, limit)
+                .unwrap()
+                .iter()
+                .map(|r| r.seq)
+                .collect()
+        }
+        assert_eq!(seqs(&s, 40, 10), (41..=50).collect::<Vec<_>>());
+        assert_eq!(seqs(&s, 60, 1000), (61..=110).collect::<Vec<_>>());
+        assert_eq!(seqs(&s, 0, 3), vec![1, 2, 3]);
+        assert!(seqs(&s, 110, 10).is_empty());
+        assert!(s.results_after("a2", 0, 10).unwrap().is_empty());
+        // 100 results in chunks of CHUNK_RESULTS, then one chunk of 10.
+        assert_eq!(s.results.len(), 100_usize.div_ceil(CHUNK_RESULTS) + 1);
+        assert_eq!(s.prune(1_000 * 50 + 1).unwrap(), 50);
+        assert_eq!(seqs(&s, 0, 1), vec![51]);
     }
 
     #[tokio::test]

@@ -38,8 +38,10 @@ pub(crate) fn invalid(reason: &'static str, detail: impl Into<String>) -> Invali
 pub fn valid_id(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        // Bytes, not chars: every allowed character is ASCII, and a byte of
+        // a multi-byte character is never ASCII (no UTF-8 decoding per id).
+        && s.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
 }
 
 pub(crate) fn labels(
@@ -55,7 +57,7 @@ pub(crate) fn labels(
         if k.is_empty()
             || k.len() > MAX_LABEL_LEN
             || v.len() > MAX_LABEL_LEN
-            || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            || !k.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_')
         {
             return Err(invalid(
                 "bad_label",
