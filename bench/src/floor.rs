@@ -74,7 +74,7 @@ pub async fn run(opts: Options) -> Result<()> {
     let ok = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
     let mut tick = tokio::time::interval(Duration::from_secs(1) / opts.rate);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let start = tokio::time::Instant::now();
     loop {
         tick.tick().await;

@@ -519,7 +519,7 @@ impl Driver {
         let (s, o, f) = (stop.clone(), ok.clone(), failed.clone());
         let task = tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1) / rate.max(1));
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
             let mut inflight = tokio::task::JoinSet::new();
             while !s.is_set() {
                 tick.tick().await;
