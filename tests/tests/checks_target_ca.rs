@@ -52,8 +52,8 @@ async fn a_ca_file_without_certificates_is_a_config_error() -> Result<()> {
     let text = config(dir.path(), &(targets + &page("https://127.0.0.1:9/")));
     let run = probe(dir.path(), &text, "private", &[]).await?;
     assert_eq!(run.code, Some(2), "{}", run.stderr);
-    // [targets] is on line 10 of the generated config; the value at column 11.
-    assert!(run.stderr.contains(":10:11"), "{}", run.stderr);
+    // `ca_file` is on line 11 of the generated config, its value at column 11.
+    assert!(run.stderr.contains(":11:11"), "{}", run.stderr);
     assert!(
         run.stderr.contains("holds no certificate"),
         "{}",
