@@ -1,6 +1,6 @@
-//! `outpost-bench floor`: the physical floor of probing — a minimal hyper
-//! + rustls client doing the footprint benchmark's GETs at a fixed rate, a
-//! new TCP connection (and a full TLS handshake, no resumption) each time,
+//! `outpost-bench floor`: the physical floor of probing — a minimal
+//! hyper and rustls client doing the footprint benchmark's GETs at a fixed
+//! rate, a new TCP connection (and a full TLS handshake, no resumption) each time,
 //! the body read and dropped. Nothing is recorded or sent anywhere: its
 //! CPU per probe is what the network work itself costs on this machine.
 //! Same runtime shape as the agent (tokio, two worker threads).

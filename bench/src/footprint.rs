@@ -107,25 +107,28 @@ struct Run {
     rss_peak: f64,
 }
 
+/// (rate, scheme, subject).
+type Key = (u32, &'static str, Subject);
+
 /// Everything the rounds measured.
 #[derive(Default)]
 struct Results {
     /// (rate, scheme, subject) → one Run per round.
-    runs: Vec<((u32, &'static str, Subject), Vec<Run>)>,
+    runs: Vec<(Key, Vec<Run>)>,
     idle_agent: Vec<f64>,
     idle_blackbox: Vec<f64>,
     baseline: Vec<f64>,
 }
 
 impl Results {
-    fn push(&mut self, key: (u32, &'static str, Subject), run: Run) {
+    fn push(&mut self, key: Key, run: Run) {
         match self.runs.iter_mut().find(|(k, _)| *k == key) {
             Some((_, v)) => v.push(run),
             None => self.runs.push((key, vec![run])),
         }
     }
 
-    fn get(&self, key: (u32, &'static str, Subject)) -> &[Run] {
+    fn get(&self, key: Key) -> &[Run] {
         self.runs
             .iter()
             .find(|(k, _)| *k == key)
