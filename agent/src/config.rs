@@ -42,6 +42,9 @@ struct RawConfig {
     #[serde(default)]
     buffer: RawBuffer,
     collector: RawCollector,
+    /// Probe targets (not the collector): extra trusted CAs.
+    #[serde(default)]
+    targets: RawTargets,
     #[serde(default, rename = "check")]
     checks: Vec<Spanned<RawCheck>>,
 }
@@ -92,6 +95,15 @@ struct RawCollector {
     keepalive: Option<Spanned<String>>,
 }
 
+/// `[targets]`: how the agent talks to the systems it probes.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTargets {
+    /// PEM file of CA certificates trusted for HTTPS targets, in addition
+    /// to the Mozilla roots built into the agent (a private CA).
+    ca_file: Option<Spanned<String>>,
+}
+
 /// The fields every check has, plus one optional table per kind.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -126,8 +138,21 @@ pub struct Config {
     pub agent: AgentSettings,
     pub buffer: BufferSettings,
     pub collector: CollectorSettings,
+    pub targets: TargetSettings,
     pub checks: Vec<CheckSpec>,
 }
+
+/// `[targets]`, validated: the extra CA certificates are read and parsed
+/// when the config is loaded, so a bad file is a config error (exit 2).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TargetSettings {
+    pub ca_file: Option<PathBuf>,
+    /// DER certificates from `ca_file`, trusted besides the Mozilla roots.
+    pub extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
+}
+
+/// Most certificates read from `[targets] ca_file`.
+pub const MAX_TARGET_CAS: usize = 256;
 
 #[derive(Debug, Clone)]
 pub struct AgentSettings {
@@ -250,6 +275,7 @@ fn validate(src: &Source<'_>, raw: RawConfig) -> Result<Config, ConfigError> {
     };
 
     let collector = validate_collector(src, raw.collector)?;
+    let targets = validate_targets(src, raw.targets)?;
 
     if raw.checks.len() > MAX_CHECKS {
         let span = raw.checks.get(MAX_CHECKS).map_or(0..0, Spanned::span);
@@ -293,7 +319,52 @@ fn validate(src: &Source<'_>, raw: RawConfig) -> Result<Config, ConfigError> {
         },
         buffer,
         collector,
+        targets,
         checks,
+    })
+}
+
+/// Reads `[targets] ca_file`: at least one PEM certificate, at most
+/// [`MAX_TARGET_CAS`], within [`MAX_CONFIG_BYTES`].
+fn validate_targets(src: &Source<'_>, raw: RawTargets) -> Result<TargetSettings, ConfigError> {
+    use rustls::pki_types::pem::PemObject;
+    let Some(file) = raw.ca_file else {
+        return Ok(TargetSettings::default());
+    };
+    let path = expand_credentials(PathBuf::from(file.get_ref()));
+    let fail = |what: String| {
+        src.error(
+            file.span(),
+            format!("[targets] ca_file {}: {what}", path.display()),
+            "point `ca_file` at a readable PEM file of CA certificates (-----BEGIN CERTIFICATE-----), or remove it to trust only the built-in roots",
+        )
+    };
+    let bytes = match std::fs::metadata(&path) {
+        Ok(m) if m.len() > MAX_CONFIG_BYTES => {
+            return Err(fail(format!(
+                "is {} bytes, more than {MAX_CONFIG_BYTES}",
+                m.len()
+            )))
+        }
+        Ok(_) => std::fs::read(&path).map_err(|e| fail(format!("cannot be read ({e})")))?,
+        Err(e) => return Err(fail(format!("cannot be read ({e})"))),
+    };
+    let mut extra_roots = Vec::new();
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&bytes) {
+        let cert = cert.map_err(|e| fail(format!("is not valid PEM ({e})")))?;
+        if extra_roots.len() >= MAX_TARGET_CAS {
+            return Err(fail(format!(
+                "holds more than {MAX_TARGET_CAS} certificates"
+            )));
+        }
+        extra_roots.push(cert);
+    }
+    if extra_roots.is_empty() {
+        return Err(fail("holds no certificate".to_string()));
+    }
+    Ok(TargetSettings {
+        ca_file: Some(path),
+        extra_roots,
     })
 }
 

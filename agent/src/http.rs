@@ -1,6 +1,8 @@
 //! The one HTTP(S) client every check uses: hyper 1 over tokio, rustls for
-//! TLS, a fresh connection per request (as a user's first visit, and as
-//! blackbox_exporter does), per-phase timings, and hard bounds.
+//! TLS, a fresh connection and a full TLS handshake per request (as a
+//! user's first visit, and as blackbox_exporter does), per-phase timings,
+//! and hard bounds. HTTPS targets are verified against the Mozilla roots
+//! plus the CAs of `[targets] ca_file` ([`Client::for_targets`]).
 //!
 //! Invariants:
 //! * every request has a deadline; each phase (dns, connect, tls, first
@@ -202,6 +204,23 @@ impl Client {
         Self::with_roots(roots)
     }
 
+    /// A client for the probe targets of `targets`: the Mozilla roots plus
+    /// the CAs of `[targets] ca_file`. A certificate the verifier cannot
+    /// use is skipped (logged); its targets then fail their handshake.
+    pub fn for_targets(targets: &crate::config::TargetSettings) -> Self {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        let (added, ignored) = roots.add_parsable_certificates(targets.extra_roots.iter().cloned());
+        if ignored > 0 {
+            tracing::warn!(
+                added,
+                ignored,
+                "[targets] ca_file: some certificates are not usable as trust anchors"
+            );
+        }
+        Self::with_roots(roots)
+    }
+
     /// A client trusting exactly `roots`.
     pub fn with_roots(roots: rustls::RootCertStore) -> Self {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -218,6 +237,10 @@ impl Client {
                 .with_no_client_auth(),
         };
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        // Every probe is a first visit: a full handshake, so it sees (and
+        // verifies) the certificate the server serves now, as
+        // blackbox_exporter does; no session resumption.
+        config.resumption = rustls::client::Resumption::disabled();
         Client {
             tls: tokio_rustls::TlsConnector::from(Arc::new(config)),
             user_agent: HeaderValue::from_static(concat!(

@@ -23,7 +23,8 @@
 //!
 //! Reload ([`run_with`], SIGHUP in the binary): the config file is read and
 //! validated again; an invalid one is logged and the running config kept;
-//! a valid one replaces the check schedule only — the buffer, the recorder
+//! a valid one replaces the check schedule (and the `[targets]` CAs) only —
+//! the buffer, the recorder
 //! and the transport (with its collector connection) keep running, so a
 //! reload loses nothing. `[agent]`, `[buffer]` and `[collector]` changes
 //! need a restart and are logged as such. systemd hears `READY=1` once the
@@ -168,7 +169,7 @@ pub async fn run_with(
         produced.clone(),
         recorder_stats,
     ));
-    let client = http::Client::new();
+    let mut client = http::Client::for_targets(&config.targets);
     let mut checks = Schedule::start(&config, &client, &tx, &token);
     // delivery (#4): buffer recovery after write failures + status file.
     tracker.spawn(buffer::maintain(buffer.clone(), token.clone()));
@@ -197,10 +198,14 @@ pub async fn run_with(
             path = next_reload(&mut reload) => {
                 if let Some(next) = reload_config(&path, &current, &notifier) {
                     checks.stop().await;
+                    if next.targets != current.targets {
+                        client = http::Client::for_targets(&next.targets);
+                    }
                     checks = Schedule::start(&next, &client, &tx, &token);
                     tracing::info!(path = %path.display(), checks = next.checks.len(), "config reloaded; check schedule restarted, buffer and transport kept");
                     notify(&notifier, notifier.status(&format!("probing {} checks (reloaded)", next.checks.len())));
                     current.checks = next.checks;
+                    current.targets = next.targets;
                 }
             }
             _ = tick(&mut watchdog) => notify(&notifier, notifier.watchdog()),

@@ -83,7 +83,7 @@ fn main() -> ExitCode {
                     .as_deref()
                     .and_then(|l| cfg.checks.iter().find(|c| c.name == l));
                 let token = tokio_util::sync::CancellationToken::new();
-                let client = outpost_agent::http::Client::new();
+                let client = outpost_agent::http::Client::for_targets(&cfg.targets);
                 let mut all_ok = true;
                 let mut first = true;
                 for s in login.into_iter().chain(std::iter::once(spec)) {

@@ -4,7 +4,8 @@
 //! It receives results from every check over one bounded channel, gives
 //! each the next sequence number, encodes it (prost, via
 //! `transport::convert`), and commits the group with one flush
-//! ([`Buffer::commit`], group commit); then it wakes the transport. When
+//! ([`Buffer::commit`], group commit; a group gathers what arrives within
+//! [`LINGER`] of its first result); then it wakes the transport. When
 //! the channel is full the checks wait: a check's next run is delayed,
 //! nothing is dropped. If a write fails (disk full), `commit` counts the
 //! group as dropped (`write_error`) and announces it; the recorder logs
@@ -26,6 +27,14 @@ use tokio::time::Instant;
 use crate::buffer::Buffer;
 use crate::result::CheckResult;
 use crate::transport::convert;
+
+/// How long the recorder waits, after a result arrives, for more to join
+/// its group before committing. One group is one sled flush (an fsync and
+/// a handful of thread wake-ups) and, downstream, one batch to the
+/// collector and one acknowledgement; at a steady trickle of results that
+/// per-group cost was most of the agent's CPU (BENCHMARKS.md). A result
+/// becomes durable (produced, sent) at most this much later.
+pub const LINGER: Duration = Duration::from_millis(200);
 
 /// Capacity of the channel from the checks to the recorder.
 pub const CHANNEL_CAPACITY: usize = 1024;
@@ -60,6 +69,17 @@ pub async fn run(
     loop {
         if rx.recv_many(&mut group, MAX_GROUP).await == 0 {
             break;
+        }
+        // Linger: gather what else finishes within LINGER into the same
+        // group, so a steady trickle of results costs one flush per
+        // LINGER, not one per result (a channel that closes ends it).
+        let linger_until = Instant::now() + LINGER;
+        while group.len() < MAX_GROUP {
+            let room = MAX_GROUP - group.len();
+            match tokio::time::timeout_at(linger_until, rx.recv_many(&mut group, room)).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
         }
         let entries: Vec<(u64, i64, Vec<u8>)> = group
             .drain(..)

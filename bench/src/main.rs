@@ -15,15 +15,29 @@
 //! * `outpost-bench ingest` measures the collector's durable results/s
 //!   with N simulated agents against the tonic and sled floors;
 //!   `outpost-bench connections` its memory per idle connected agent.
+//! * `outpost-bench footprint` measures the agent beside
+//!   blackbox_exporter and the floor (`floor`: a bare hyper + rustls
+//!   client) against `target` (a local HTTP/HTTPS page); `sled-baseline`
+//!   is a process that only opens an empty sled database as the agent's
+//!   buffer does (the agent's RSS minus it is Outpost's own share).
+//! * `sizes` and `slo` are the sizes and SLO-evaluation parts; `report`
+//!   assembles every part into BENCHMARKS.md and bench/results/latest.json
+//!   (`bench/run` runs them all; see BENCHMARKS.md).
 
+mod assemble;
 mod connections;
 mod drain;
 mod fill;
+mod floor;
+mod footprint;
 mod ingest;
 mod procfs;
 mod procs;
 pub mod report;
+mod sizes;
+mod slo;
 mod slow;
+mod target;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -69,10 +83,37 @@ enum Command {
     Ingest(ingest::Options),
     /// Collector memory per connected idle agent.
     Connections(connections::Options),
+    /// The agent's CPU and memory beside blackbox_exporter and the floor.
+    Footprint(footprint::Options),
+    /// The footprint benchmark's target: a page over HTTP and HTTPS.
+    Target(target::Options),
+    /// The floor: bare hyper + rustls GETs at a rate, a new connection each.
+    Floor(floor::Options),
+    /// Open an empty sled database as the agent's buffer does, print
+    /// `open`, and wait until killed (the RSS baseline).
+    SledBaseline {
+        /// Database directory (created).
+        #[arg(long)]
+        path: PathBuf,
+    },
+    /// The sizes part: static binaries, packages, blackbox_exporter.
+    Sizes(sizes::Options),
+    /// The SLO evaluation part (runs collector's slo_bench example).
+    Slo(slo::Options),
+    /// Assemble the parts into BENCHMARKS.md and latest.json.
+    Report(assemble::Options),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // No runtime for these: the baseline must hold nothing but sled.
+    let command = match cli.command {
+        Command::SledBaseline { path } => return sled_baseline(&path),
+        Command::Sizes(opts) => return exit(sizes::run(opts)),
+        Command::Slo(opts) => return exit(slo::run(opts)),
+        Command::Report(opts) => return exit(assemble::run(opts)),
+        other => other,
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -85,7 +126,7 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        match cli.command {
+        match command {
             Command::Fill {
                 buffer,
                 results,
@@ -115,12 +156,42 @@ fn main() -> ExitCode {
             Command::Slow(opts) => slow::run(opts).await,
             Command::Ingest(opts) => ingest::run(opts).await,
             Command::Connections(opts) => connections::run(opts).await,
+            Command::Footprint(opts) => footprint::run(opts).await,
+            Command::Target(opts) => target::run(opts).await,
+            Command::Floor(opts) => floor::run(opts).await,
+            Command::SledBaseline { .. }
+            | Command::Sizes(_)
+            | Command::Slo(_)
+            | Command::Report(_) => Ok(()),
         }
     });
+    exit(result)
+}
+
+fn exit(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// `sled-baseline`: open, say so, then block until a signal ends the
+/// process (the default SIGTERM action; nothing to clean up).
+fn sled_baseline(path: &std::path::Path) -> ExitCode {
+    match outpost_agent::buffer::open_sled_only(path) {
+        Ok(db) => {
+            println!("open");
+            // Wait on a message that never comes (the sender is held).
+            let (_tx, rx) = std::sync::mpsc::channel::<()>();
+            let _ = rx.recv();
+            drop(db);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
             ExitCode::from(1)
         }
     }

@@ -54,3 +54,51 @@ pub fn command_line(cmd: &str, args: &[&str]) -> String {
         .and_then(|s| s.lines().next().map(str::to_string))
         .unwrap_or_else(|| "unknown".to_string())
 }
+
+/// CPU time of all live threads of a process, in nanoseconds (sum of the
+/// first field of /proc/PID/task/*/schedstat). Nanosecond resolution, but a
+/// thread that exited is no longer counted: compare with [`cpu_ticks`].
+pub fn cpu_ns(pid: u32) -> Option<u64> {
+    let mut total = 0u64;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let Ok(task) = task else { continue };
+        let Ok(text) = std::fs::read_to_string(task.path().join("schedstat")) else {
+            continue;
+        };
+        total += text
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    Some(total)
+}
+
+/// A CPU reading: precise (live threads) and tick-based (whole process).
+#[derive(Debug, Clone, Copy)]
+pub struct Cpu {
+    ns: u64,
+    ticks: u64,
+}
+
+impl Cpu {
+    pub fn read(pid: u32) -> Option<Cpu> {
+        Some(Cpu {
+            ns: cpu_ns(pid)?,
+            ticks: cpu_ticks(pid)?,
+        })
+    }
+
+    /// Seconds of CPU from `self` to `later`: the nanosecond figure unless
+    /// the tick figure says threads exited in between (then ticks).
+    pub fn seconds_until(&self, later: &Cpu) -> f64 {
+        let ns = later.ns.saturating_sub(self.ns) as f64 / 1e9;
+        let tick = 1.0 / ticks_per_second() as f64;
+        let by_ticks = later.ticks.saturating_sub(self.ticks) as f64 * tick;
+        if by_ticks > ns + 4.0 * tick {
+            by_ticks
+        } else {
+            ns
+        }
+    }
+}

@@ -19,7 +19,7 @@ pub struct Proc {
 }
 
 impl Proc {
-    fn spawn(mut cmd: Command, log: &Path) -> Result<Proc> {
+    pub fn spawn(mut cmd: Command, log: &Path) -> Result<Proc> {
         let log = std::fs::File::create(log)?;
         let child = cmd
             .stdin(Stdio::null())
@@ -28,6 +28,24 @@ impl Proc {
             .spawn()?;
         let pid = child.id().ok_or_else(|| anyhow!("no pid"))?;
         Ok(Proc { child, pid })
+    }
+
+    /// The first line the process prints on stdout (spawned with
+    /// `Stdio::piped()` stdout), within `within`.
+    pub async fn first_line(&mut self, within: Duration) -> Result<String> {
+        let stdout = self
+            .child
+            .stdout
+            .take()
+            .ok_or_else(|| anyhow!("stdout is not piped"))?;
+        let mut lines = BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(within, lines.next_line())
+            .await
+            .context("no output in time")??
+            .ok_or_else(|| anyhow!("exited before printing (see its log)"))?;
+        // Keep reading (and dropping) so the child never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Ok(line)
     }
 
     pub async fn stop(mut self) -> Result<()> {

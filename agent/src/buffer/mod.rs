@@ -53,6 +53,19 @@ mod write;
 
 pub use status::{maintain, read_status, render, status_path, StatusFile};
 
+/// Opens sled at `path` exactly as the buffer does (same config, same
+/// trees) and nothing else; dropping the value closes it. For the
+/// benchmarks' baseline (`outpost-bench sled-baseline`): the memory an
+/// empty sled database costs on its own.
+pub fn open_sled_only(path: &Path) -> Result<SledOnly, BufferError> {
+    open::handles(path)
+        .map(SledOnly)
+        .map_err(|source| open::open_error(path, source))
+}
+
+/// An open sled database and nothing else (see [`open_sled_only`]).
+pub struct SledOnly(#[allow(dead_code)] open::Handles);
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

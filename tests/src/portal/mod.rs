@@ -146,7 +146,7 @@ mod apis;
 mod auth;
 mod body;
 mod faults;
-mod tls;
+pub mod tls;
 mod util;
 
 use std::collections::HashMap;
