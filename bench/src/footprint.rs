@@ -42,6 +42,8 @@ use hyper_util::rt::TokioIo;
 use tokio::process::Command;
 
 use crate::procfs::{self, Cpu};
+use tokio_util::sync::CancellationToken;
+
 use crate::procs::{bin_dir, free_port, http_get, mib, start_collector, Proc};
 use crate::report::{Figure, Part, Stats};
 
@@ -287,7 +289,7 @@ impl Bench {
                     &config,
                     self.agent_config(&dir, tag, rate as usize, "1s", &url),
                 )?;
-                Ok((start_agent(&self.bins, &config, &dir)?, None))
+                Ok((crate::procs::start_agent(&self.bins, &config, &dir)?, None))
             }
             Subject::Floor => {
                 let mut cmd = Command::new(&self.me);
@@ -443,7 +445,7 @@ impl Bench {
             &config,
             self.agent_config(&dir, &tag, IDLE_CHECKS, "24h", &url),
         )?;
-        let agent = start_agent(&self.bins, &config, &dir)?;
+        let agent = crate::procs::start_agent(&self.bins, &config, &dir)?;
         crate::procs::wait_status(&dir.join("buffer"), Duration::from_secs(30)).await?;
         tokio::time::sleep(Duration::from_secs(3)).await;
         let rss = procfs::status_bytes(agent.pid, "VmRSS").unwrap_or(0) as f64;
@@ -480,42 +482,20 @@ impl Bench {
     }
 }
 
-/// `outpost-agent -c CONFIG` with warnings only (log in `dir/agent.log`).
-fn start_agent(bins: &Path, config: &Path, dir: &Path) -> Result<Proc> {
-    crate::procs::start_agent(bins, config, dir)
-}
-
 /// The blackbox driver: GETs `/probe` at a rate over keep-alive
 /// connections; counts answers with `probe_success 1`.
 struct Driver {
-    stop: tokio_util_stop::Stop,
+    stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
     ok: Arc<AtomicU64>,
     failed: Arc<AtomicU64>,
-}
-
-/// A minimal stop flag (no extra dependency).
-mod tokio_util_stop {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::Arc;
-
-    #[derive(Clone, Default)]
-    pub struct Stop(Arc<AtomicBool>);
-    impl Stop {
-        pub fn set(&self) {
-            self.0.store(true, Ordering::Relaxed)
-        }
-        pub fn is_set(&self) -> bool {
-            self.0.load(Ordering::Relaxed)
-        }
-    }
 }
 
 type Sender = hyper::client::conn::http1::SendRequest<Empty<Bytes>>;
 
 impl Driver {
     fn start(addr: String, path: String, rate: u32) -> Driver {
-        let stop = tokio_util_stop::Stop::default();
+        let stop = CancellationToken::new();
         let ok = Arc::new(AtomicU64::new(0));
         let failed = Arc::new(AtomicU64::new(0));
         let pool: Arc<Mutex<Vec<Sender>>> = Arc::default();
@@ -524,7 +504,7 @@ impl Driver {
             let mut tick = tokio::time::interval(Duration::from_secs(1) / rate.max(1));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
             let mut inflight = tokio::task::JoinSet::new();
-            while !s.is_set() {
+            while !s.is_cancelled() {
                 tick.tick().await;
                 let (pool, addr, path, o, f) = (
                     pool.clone(),
@@ -558,7 +538,7 @@ impl Driver {
     }
 
     async fn stop(self) -> (u64, u64) {
-        self.stop.set();
+        self.stop.cancel();
         let _ = self.task.await;
         (
             self.ok.load(Ordering::Relaxed),

@@ -52,9 +52,10 @@ impl Proc {
         let _ = std::process::Command::new("kill")
             .args(["-TERM", &self.pid.to_string()])
             .status();
-        tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+        // A collector under load makes its final flush first.
+        tokio::time::timeout(Duration::from_secs(60), self.child.wait())
             .await
-            .context("did not stop within 30s")??;
+            .context("did not stop within 60s")??;
         Ok(())
     }
 }
@@ -177,6 +178,11 @@ pub fn mib(bytes: u64) -> f64 {
 
 /// Where the binaries are: `dir`, or next to this one.
 pub fn bin_dir(dir: Option<&Path>) -> Result<PathBuf> {
+    bin_dir_with(dir, &["outpost-agent", "outpost-collector"])
+}
+
+/// As [`bin_dir`], needing only the binaries `names`.
+pub fn bin_dir_with(dir: Option<&Path>, names: &[&str]) -> Result<PathBuf> {
     let dir = match dir {
         Some(d) => d.to_path_buf(),
         None => {
@@ -186,10 +192,10 @@ pub fn bin_dir(dir: Option<&Path>) -> Result<PathBuf> {
                 .ok_or_else(|| anyhow!("cannot tell where {} is", exe.display()))?
         }
     };
-    for b in ["outpost-agent", "outpost-collector"] {
+    for b in names {
         if !dir.join(b).exists() {
             bail!(
-                "{b} not found in {}; build it (bench/drain does: cargo build --release)",
+                "{b} not found in {}; build it: cargo build --release -p {b}",
                 dir.display()
             );
         }

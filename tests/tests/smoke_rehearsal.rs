@@ -112,6 +112,21 @@ async fn finish(child: Child, bound: Duration) -> Result<Finished> {
     Ok(f)
 }
 
+/// The restore "finishes" once smoke has run two rounds against the
+/// failing reports page; smoke then turns green and exits 0.
+async fn recover_after_two_rounds(portal: &Portal, child: Child) -> Result<Finished> {
+    eventually(
+        Duration::from_secs(30),
+        "two rounds against the failing page",
+        || async { (portal.hits("/portal/reports") >= 2).then_some(()) },
+    )
+    .await?;
+    portal.faults().clear_path("/portal/reports");
+    let out = finish(child, Duration::from_secs(60)).await?;
+    assert_eq!(out.code, Some(0), "{}\n{}", out.stdout, out.stderr);
+    Ok(out)
+}
+
 /// The value after `key` on the summary line starting with it.
 fn line<'a>(stdout: &'a str, key: &str) -> &'a str {
     stdout
@@ -157,16 +172,7 @@ async fn a_page_that_recovers_turns_the_rehearsal_green() -> Result<()> {
             "--no-send",
         ],
     )?;
-    // Two failing rounds, then the restore "finishes".
-    eventually(
-        Duration::from_secs(30),
-        "two rounds against the failing page",
-        || async { (portal.hits("/portal/reports") >= 2).then_some(()) },
-    )
-    .await?;
-    portal.faults().clear_path("/portal/reports");
-    let out = finish(child, Duration::from_secs(60)).await?;
-    assert_eq!(out.code, Some(0), "{}\n{}", out.stdout, out.stderr);
+    let out = recover_after_two_rounds(&portal, child).await?;
     let rounds: u32 = line(&out.stdout, "rounds:").parse()?;
     assert!(rounds >= 3, "{}", out.stdout);
     // At least two rounds one second apart failed before the green one.
@@ -597,15 +603,7 @@ async fn the_collector_records_the_rehearsal_and_judges_its_rto() -> Result<()> 
             "single_service",
         ],
     )?;
-    eventually(
-        Duration::from_secs(30),
-        "two rounds against the failing page",
-        || async { (portal.hits("/portal/reports") >= 2).then_some(()) },
-    )
-    .await?;
-    portal.faults().clear_path("/portal/reports");
-    let out = finish(child, Duration::from_secs(60)).await?;
-    assert_eq!(out.code, Some(0), "{}\n{}", out.stdout, out.stderr);
+    let out = recover_after_two_rounds(&portal, child).await?;
     let said = line(&out.stdout, "collector:");
     assert!(
         said.starts_with("recorded; scenario single_service, RTO 1h: met"),

@@ -6,15 +6,15 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context, Result};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use anyhow::{anyhow, Context, Result};
+use tokio::process::Command;
 
 use crate::procfs;
+use crate::procs::{bin_dir_with, Proc};
 
 /// A running server process.
 pub struct Server {
-    child: Child,
+    proc: Proc,
     pub pid: u32,
     /// gRPC `127.0.0.1:PORT`.
     pub grpc: String,
@@ -24,23 +24,17 @@ pub struct Server {
 
 impl Server {
     async fn spawn(mut cmd: Command, log: &Path) -> Result<Server> {
-        let log_file = std::fs::File::create(log)?;
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log_file)
-            .kill_on_drop(true)
-            .spawn()
-            .context("start the server")?;
-        let pid = child.id().ok_or_else(|| anyhow!("no pid"))?;
-        let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
-        let line = tokio::time::timeout(
-            Duration::from_secs(60),
-            BufReader::new(stdout).lines().next_line(),
-        )
-        .await
-        .context("the server did not say where it listens within 60s")??
-        .ok_or_else(|| anyhow!("the server exited (see {})", log.display()))?;
+        cmd.stdout(Stdio::piped());
+        let mut proc = Proc::spawn(cmd, log).context("start the server")?;
+        let line = proc
+            .first_line(Duration::from_secs(60))
+            .await
+            .with_context(|| {
+                format!(
+                    "the server did not say where it listens (see {})",
+                    log.display()
+                )
+            })?;
         let word = |k: &str| {
             line.split_whitespace()
                 .find_map(|w| w.strip_prefix(k))
@@ -49,8 +43,8 @@ impl Server {
         let grpc = word("grpc=").ok_or_else(|| anyhow!("no grpc= in {line:?}"))?;
         let http = word("http=").unwrap_or_default();
         Ok(Server {
-            child,
-            pid,
+            pid: proc.pid,
+            proc,
             grpc,
             http,
         })
@@ -67,34 +61,14 @@ impl Server {
     }
 
     /// SIGTERM, then wait (the collector makes its final flush).
-    pub async fn stop(mut self) -> Result<()> {
-        let _ = std::process::Command::new("kill")
-            .args(["-TERM", &self.pid.to_string()])
-            .status();
-        tokio::time::timeout(Duration::from_secs(60), self.child.wait())
-            .await
-            .context("did not stop within 60s")??;
-        Ok(())
+    pub async fn stop(self) -> Result<()> {
+        self.proc.stop().await
     }
 }
 
 /// Where `outpost-collector` is: `dir`, or next to this binary.
 pub fn collector_bin(dir: Option<&Path>) -> Result<PathBuf> {
-    let dir = match dir {
-        Some(d) => d.to_path_buf(),
-        None => std::env::current_exe()?
-            .parent()
-            .map(Path::to_path_buf)
-            .ok_or_else(|| anyhow!("cannot tell where this binary is"))?,
-    };
-    let bin = dir.join("outpost-collector");
-    if !bin.exists() {
-        bail!(
-            "{} not found; build it: cargo build --release -p outpost-collector",
-            bin.display()
-        );
-    }
-    Ok(bin)
+    Ok(bin_dir_with(dir, &["outpost-collector"])?.join("outpost-collector"))
 }
 
 /// Starts the real collector: store in `dir/store`, gRPC and HTTP on free

@@ -149,6 +149,20 @@ pub struct Batch {
     pub dropped_through: Option<u64>,
 }
 
+/// A result's check name and kind, as every result carries them.
+pub(crate) fn check_and_kind(check: &str, kind: &str) -> Result<(), Invalid> {
+    if !valid_id(check) {
+        return Err(invalid(
+            "bad_check_name",
+            "check names are 1-64 characters of A-Z a-z 0-9 . _ -",
+        ));
+    }
+    if kind.is_empty() || kind.len() > 32 {
+        return Err(invalid("bad_kind", "check kind must be 1-32 bytes"));
+    }
+    Ok(())
+}
+
 /// Validates a batch: bounded, strictly ascending sequences, known
 /// outcomes, valid names.
 pub fn batch(b: pb::ResultBatch) -> Result<Batch, Invalid> {
@@ -172,15 +186,7 @@ pub fn batch(b: pb::ResultBatch) -> Result<Batch, Invalid> {
             ));
         }
         prev = r.seq;
-        if !valid_id(&r.check) {
-            return Err(invalid(
-                "bad_check_name",
-                "check names are 1-64 characters of A-Z a-z 0-9 . _ -",
-            ));
-        }
-        if r.kind.is_empty() || r.kind.len() > 32 {
-            return Err(invalid("bad_kind", "check kind must be 1-32 bytes"));
-        }
+        check_and_kind(&r.check, &r.kind)?;
         let p = r.phases.unwrap_or_default();
         out.push(ResultRecord {
             seq: r.seq,

@@ -84,6 +84,32 @@ impl IngestService {
             .max_encoding_message_size(MAX_MESSAGE_BYTES)
     }
 
+    /// Checks that `proof` proves `agent` (and that it is allowed); a
+    /// refusal is counted, logged as `what` (never the token) and
+    /// answered UNAUTHENTICATED or PERMISSION_DENIED.
+    fn authorize(&self, agent: &str, proof: &Proof, what: &'static str) -> Result<(), Status> {
+        let verdict = self
+            .auth
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .check(agent, proof);
+        let Err(refusal) = verdict else {
+            return Ok(());
+        };
+        self.reject(refusal.as_str());
+        tracing::warn!(claimed = %agent, proof = ?proof_kind(proof), reason = refusal.as_str(), "{what}");
+        Err(match refusal {
+            crate::auth::Refusal::Unauthenticated | crate::auth::Refusal::BadToken => {
+                Status::unauthenticated(
+                    "present a client certificate or a valid bearer token for this agent id",
+                )
+            }
+            _ => Status::permission_denied(format!(
+                "agent id {agent:?} is not the identity you proved, or is not allowed"
+            )),
+        })
+    }
+
     fn reject(&self, reason: &'static str) {
         self.live
             .lock()
@@ -171,25 +197,7 @@ impl pb::ingest_server::Ingest for IngestService {
             Status::invalid_argument(e.to_string())
         })?;
         let agent = hello.agent_id.clone();
-        let verdict = self
-            .auth
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .check(&agent, &proof);
-        if let Err(refusal) = verdict {
-            self.reject(refusal.as_str());
-            tracing::warn!(claimed = %agent, proof = ?proof_kind(&proof), reason = refusal.as_str(), "agent refused");
-            return Err(match refusal {
-                crate::auth::Refusal::Unauthenticated | crate::auth::Refusal::BadToken => {
-                    Status::unauthenticated(
-                        "present a client certificate or a valid bearer token for this agent id",
-                    )
-                }
-                _ => Status::permission_denied(format!(
-                    "agent id {agent:?} is not the identity you proved, or is not allowed"
-                )),
-            });
-        }
+        self.authorize(&agent, &proof, "agent refused")?;
         let hwm = self.store.hello(hello).await.map_err(|e| {
             tracing::error!(error = %e, "store refused a hello");
             Status::unavailable("collector store unavailable; retry")

@@ -11,7 +11,7 @@ use outpost_proto::v1 as pb;
 use tonic::{Request, Response, Status};
 
 use super::convert::{self, cut, invalid, valid_id, Invalid, MAX_ERROR_LEN};
-use super::{proof_kind, proof_of, IngestService};
+use super::{proof_of, IngestService};
 use crate::rehearsal::{Report, RoundResult, MAX_NAME_LEN, MAX_RESULTS_PER_REPORT, MAX_ROUND};
 
 /// Validates and converts a report.
@@ -68,15 +68,7 @@ pub fn report(r: pb::RehearsalReport) -> Result<Report, Invalid> {
     }
     let mut results = Vec::with_capacity(r.results.len());
     for x in r.results {
-        if !valid_id(&x.check) {
-            return Err(invalid(
-                "bad_check_name",
-                "check names are 1-64 characters of A-Z a-z 0-9 . _ -",
-            ));
-        }
-        if x.kind.is_empty() || x.kind.len() > 32 {
-            return Err(invalid("bad_kind", "check kind must be 1-32 bytes"));
-        }
+        convert::check_and_kind(&x.check, &x.kind)?;
         convert::labels(x.labels)?;
         results.push(RoundResult {
             ended_ms: x
@@ -120,25 +112,7 @@ impl IngestService {
             Status::invalid_argument(e.to_string())
         })?;
         let agent = report.agent.clone();
-        let verdict = self
-            .auth
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .check(&agent, &proof);
-        if let Err(refusal) = verdict {
-            self.reject(refusal.as_str());
-            tracing::warn!(claimed = %agent, proof = ?proof_kind(&proof), reason = refusal.as_str(), "rehearsal report refused");
-            return Err(match refusal {
-                crate::auth::Refusal::Unauthenticated | crate::auth::Refusal::BadToken => {
-                    Status::unauthenticated(
-                        "present a client certificate or a valid bearer token for this agent id",
-                    )
-                }
-                _ => Status::permission_denied(format!(
-                    "agent id {agent:?} is not the identity you proved, or is not allowed"
-                )),
-            });
-        }
+        self.authorize(&agent, &proof, "rehearsal report refused")?;
         let (id, round) = (report.rehearsal_id.clone(), report.round);
         let requested = report.scenario.clone();
         let receipt = book.report(report).await.map_err(|e| {
