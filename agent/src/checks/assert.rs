@@ -189,17 +189,6 @@ pub fn validate(
     Ok(out)
 }
 
-fn kind_of(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
 fn short(v: &Value) -> String {
     crate::result::short_error(&v.to_string())
         .chars()
@@ -230,7 +219,7 @@ impl Assertion {
                 None => {
                     return Err(format!(
                         "assertion {self} failed: expected a string, got {}",
-                        kind_of(got)
+                        super::json::kind_of(got)
                     ))
                 }
             },
@@ -247,7 +236,7 @@ impl Assertion {
                 None => {
                     return Err(format!(
                         "assertion {self} failed: expected a number, got {} {}",
-                        kind_of(got),
+                        super::json::kind_of(got),
                         short(got)
                     ))
                 }
@@ -294,7 +283,7 @@ pub fn judge(
             Some(v) => v.as_f64().map(Some).ok_or_else(|| {
                 format!(
                     "value_pointer {p} is {} {}, not a number",
-                    kind_of(v),
+                    super::json::kind_of(v),
                     short(v)
                 )
             }),

@@ -296,17 +296,6 @@ pub enum Reading {
     Ids(BTreeSet<String>),
 }
 
-fn kind_of(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
 fn shown(p: &str) -> &str {
     if p.is_empty() {
         "(root)"
@@ -333,7 +322,11 @@ pub fn read_number(doc: &Value, pointer: &str) -> Result<f64, String> {
             Value::String(s) => format!(" {:?}", short(s)),
             _ => String::new(),
         };
-        format!("{} is {}{detail}, not a number", shown(pointer), kind_of(v))
+        format!(
+            "{} is {}{detail}, not a number",
+            shown(pointer),
+            super::json::kind_of(v)
+        )
     })
 }
 
@@ -343,9 +336,13 @@ pub fn read_ids(doc: &Value, pointer: &str, id: Option<&str>) -> Result<BTreeSet
     let v = doc
         .pointer(pointer)
         .ok_or_else(|| format!("nothing at {}", shown(pointer)))?;
-    let list = v
-        .as_array()
-        .ok_or_else(|| format!("{} is {}, not an array of ids", shown(pointer), kind_of(v)))?;
+    let list = v.as_array().ok_or_else(|| {
+        format!(
+            "{} is {}, not an array of ids",
+            shown(pointer),
+            super::json::kind_of(v)
+        )
+    })?;
     if list.len() > MAX_SET_IDS {
         return Err(format!(
             "{} has {} elements, more than the limit of {MAX_SET_IDS}",
@@ -369,7 +366,7 @@ pub fn read_ids(doc: &Value, pointer: &str, id: Option<&str>) -> Result<BTreeSet
                 return Err(format!(
                     "{} is {}, not a string or integer id",
                     at(),
-                    kind_of(other)
+                    super::json::kind_of(other)
                 ))
             }
         };

@@ -24,6 +24,18 @@ pub fn parse(body: &[u8]) -> Result<Value, String> {
     })
 }
 
+/// What a JSON value is, for errors ("a string", "an array", ...).
+pub fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
 /// Validates a JSON pointer (RFC 6901): empty or starting with `/`.
 pub fn valid_pointer(p: &str) -> bool {
     p.is_empty() || p.starts_with('/')
